@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {INodeStaking} from "../interfaces/INodeStaking.sol";
+
+/// @title NodeStaking
+/// @notice Per-node share pools for self-stake and delegation, unbonding locks, and O(1) slashing.
+/// @dev Token accounting: this contract's balance of `STAKE_TOKEN` always equals the sum of every
+/// node's active and unbonding pool stake plus the slashed tokens owed to the burn address and the
+/// redistribution recipient. Fee-on-transfer and rebasing tokens break that equality and are not
+/// supported.
+contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    // ------------------------------------------------------------------ constants
+
+    /// @notice Role allowed to slash nodes (the keeper, the dispute contract).
+    bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
+    /// @notice Role allowed to add rewards to pools (the settlement contract).
+    bytes32 public constant REWARDER_ROLE = keccak256("REWARDER_ROLE");
+    /// @notice Role allowed to pause new stake (a guardian); only governance unpauses.
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+
+    /// @notice 100% in basis points.
+    uint16 public constant MAX_BPS = 10_000;
+    /// @notice Longest unbonding period governance may set.
+    uint64 public constant MAX_UNBONDING_PERIOD = 365 days;
+    /// @notice Longest jail period governance may set.
+    uint64 public constant MAX_JAIL_PERIOD = 365 days;
+    /// @notice Most tiers governance may define.
+    uint256 public constant MAX_TIERS = 16;
+    /// @notice Where burned slashes go: a generic ERC-20 may have no burn function.
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+
+    /// @dev Virtual shares and stake of every pool (as in OpenZeppelin's ERC4626 offset): the
+    /// first staker cannot be front-run by a share-price inflation, and a pool slashed to zero
+    /// still prices new stake.
+    uint256 private constant VIRTUAL_SHARES = 1e6;
+    uint256 private constant VIRTUAL_STAKE = 1;
+
+    /// @notice The staking and slashing token.
+    IERC20 public immutable STAKE_TOKEN;
+
+    // ------------------------------------------------------------------ storage
+
+    /// @dev One slot: the staker's active shares and how many locks it has made on the node.
+    struct StakeRecord {
+        uint128 shares;
+        uint64 lockCount;
+    }
+
+    Parameters private _parameters;
+    address private _redistributionRecipient;
+    uint128 private _owedRedistribution;
+    uint128 private _owedBurn;
+    uint256[] private _tierThresholds;
+
+    mapping(address node => NodeInfo) private _nodes;
+    mapping(address node => string) private _endpoints;
+    mapping(address node => Pool) private _active;
+    mapping(address node => Pool) private _unbonding;
+    mapping(address node => mapping(address staker => StakeRecord)) private _stakes;
+    mapping(address node => mapping(address staker => mapping(uint256 lockId => UnbondingLock))) private _locks;
+    mapping(bytes32 evidenceHash => bool) private _evidenceUsed;
+
+    // ------------------------------------------------------------------ modifiers
+
+    modifier onlyRegistered(address node) {
+        if (!_nodes[node].registered) revert UnknownNode(node);
+        _;
+    }
+
+    // ------------------------------------------------------------------ constructor
+
+    /// @param token The ERC-20 staked and slashed.
+    /// @param admin Governance (the timelock), holder of DEFAULT_ADMIN_ROLE.
+    /// @param initialParameters Starting parameters.
+    /// @param initialTierThresholds Starting tier thresholds (strictly ascending).
+    /// @param initialRedistributionRecipient Receiver of the redistributed part of slashes.
+    constructor(
+        IERC20 token,
+        address admin,
+        Parameters memory initialParameters,
+        uint256[] memory initialTierThresholds,
+        address initialRedistributionRecipient
+    ) {
+        if (address(token) == address(0)) revert ZeroAddress("token");
+        if (admin == address(0)) revert ZeroAddress("admin");
+        STAKE_TOKEN = token;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setParameters(initialParameters);
+        _setTierThresholds(initialTierThresholds);
+        _setRedistributionRecipient(initialRedistributionRecipient);
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    function _toShares(uint256 amount, Pool memory pool) internal pure returns (uint256) {
+        return Math.mulDiv(amount, pool.shares + VIRTUAL_SHARES, pool.stake + VIRTUAL_STAKE);
+    }
+
+    function _toStake(uint256 shares, Pool memory pool) internal pure returns (uint256) {
+        return Math.mulDiv(shares, pool.stake + VIRTUAL_STAKE, pool.shares + VIRTUAL_SHARES);
+    }
+
+    /// @dev Shares to burn for `amount` tokens, rounded up so the pool never pays out more than it holds.
+    function _toSharesCeil(uint256 amount, Pool memory pool) internal pure returns (uint256) {
+        return Math.mulDiv(amount, pool.shares + VIRTUAL_SHARES, pool.stake + VIRTUAL_STAKE, Math.Rounding.Ceil);
+    }
+
+    function _isJailed(NodeInfo storage info) internal view returns (bool) {
+        return block.timestamp < info.jailedUntil;
+    }
+
+    /// @dev Adds `amount` to `node`'s active pool for `staker` after the transfer-independent checks.
+    function _stake(address node, address staker, uint256 amount) internal returns (uint256 shares) {
+        if (amount == 0) revert ZeroAmount();
+        NodeInfo storage info = _nodes[node];
+        if (!info.registered) revert UnknownNode(node);
+        Pool memory pool = _active[node];
+        shares = _toShares(amount, pool);
+        if (shares == 0) revert AmountTooSmall(amount);
+
+        StakeRecord storage record = _stakes[node][staker];
+        uint256 minSelfStake = _parameters.minSelfStake;
+        if (staker == node) {
+            uint256 selfStakeAfter = _toStake(record.shares + shares, Pool(pool.stake + amount.toUint128(), pool.shares + shares.toUint128()));
+            if (selfStakeAfter < minSelfStake) revert SelfStakeBelowMinimum(selfStakeAfter, minSelfStake);
+        } else {
+            if (_isJailed(info)) revert NodeJailed(node, info.jailedUntil);
+            uint256 selfStake = _toStake(_stakes[node][node].shares, pool);
+            if (selfStake < minSelfStake) revert SelfStakeBelowMinimum(selfStake, minSelfStake);
+        }
+
+        record.shares += shares.toUint128();
+        _active[node] = Pool(pool.stake + amount.toUint128(), pool.shares + shares.toUint128());
+        emit Staked(node, staker, amount, shares);
+    }
+
+    /// @dev Removes `amount` from the node's pools pro rata, so unbonding cannot dodge a slash.
+    /// The remainder rounds onto the unbonding pool, which the cap keeps within its stake.
+    function _takeFromPools(
+        address node,
+        uint256 amount,
+        uint16 maxSlashBps
+    ) internal returns (uint256 fromActive, uint256 fromUnbonding) {
+        Pool storage active = _active[node];
+        Pool storage unbonding = _unbonding[node];
+        uint256 activeStake = active.stake;
+        uint256 slashable = activeStake + unbonding.stake;
+        uint256 cap = (slashable * maxSlashBps) / MAX_BPS;
+        if (amount > cap) revert SlashExceedsCap(amount, cap);
+        fromActive = Math.mulDiv(amount, activeStake, slashable);
+        fromUnbonding = amount - fromActive;
+        active.stake = (activeStake - fromActive).toUint128();
+        unbonding.stake -= fromUnbonding.toUint128();
+    }
+
+    /// @dev Extends (never shortens) the node's jail to `jailPeriod` from now.
+    function _jail(address node, uint64 jailPeriod) internal returns (uint64 jailedUntil) {
+        NodeInfo storage info = _nodes[node];
+        jailedUntil = uint64(block.timestamp) + jailPeriod;
+        if (jailedUntil < info.jailedUntil) jailedUntil = info.jailedUntil;
+        info.jailedUntil = jailedUntil;
+    }
+
+    function _setParameters(Parameters memory p) internal {
+        if (p.minSelfStake == 0) revert InvalidParameter("minSelfStake", 0);
+        if (p.unbondingPeriod == 0 || p.unbondingPeriod > MAX_UNBONDING_PERIOD) {
+            revert InvalidParameter("unbondingPeriod", p.unbondingPeriod);
+        }
+        if (p.jailPeriod > MAX_JAIL_PERIOD) revert InvalidParameter("jailPeriod", p.jailPeriod);
+        if (p.maxSlashBps == 0 || p.maxSlashBps > MAX_BPS) revert InvalidParameter("maxSlashBps", p.maxSlashBps);
+        if (p.burnBps > MAX_BPS) revert InvalidParameter("burnBps", p.burnBps);
+        _parameters = p;
+        emit ParametersSet(p);
+    }
+
+    function _setTierThresholds(uint256[] memory thresholds) internal {
+        if (thresholds.length > MAX_TIERS) revert InvalidParameter("tierCount", thresholds.length);
+        for (uint256 i = 1; i < thresholds.length; ++i) {
+            if (thresholds[i] <= thresholds[i - 1]) {
+                revert TierThresholdsNotAscending(i, thresholds[i - 1], thresholds[i]);
+            }
+        }
+        _tierThresholds = thresholds;
+        emit TierThresholdsSet(thresholds);
+    }
+
+    function _setRedistributionRecipient(address recipient) internal {
+        if (recipient == address(0)) revert ZeroAddress("redistributionRecipient");
+        _redistributionRecipient = recipient;
+        emit RedistributionRecipientSet(recipient);
+    }
+
+    function _checkCommission(uint16 commissionBps) internal pure {
+        if (commissionBps > MAX_BPS) revert CommissionTooHigh(commissionBps, MAX_BPS);
+    }
+
+    // ------------------------------------------------------------------ external: operator
+
+    /// @inheritdoc INodeStaking
+    function registerNode(
+        string calldata endpoint,
+        bytes32 hardwareSpecHash,
+        uint16 commissionBps
+    ) external whenNotPaused {
+        NodeInfo storage info = _nodes[msg.sender];
+        if (info.registered) revert NodeAlreadyRegistered(msg.sender);
+        _checkCommission(commissionBps);
+        info.registered = true;
+        info.commissionBps = commissionBps;
+        info.hardwareSpecHash = hardwareSpecHash;
+        _endpoints[msg.sender] = endpoint;
+        emit NodeRegistered(msg.sender, endpoint, hardwareSpecHash, commissionBps);
+    }
+
+    /// @inheritdoc INodeStaking
+    function updateNode(
+        string calldata endpoint,
+        bytes32 hardwareSpecHash,
+        uint16 commissionBps
+    ) external onlyRegistered(msg.sender) {
+        _checkCommission(commissionBps);
+        NodeInfo storage info = _nodes[msg.sender];
+        info.commissionBps = commissionBps;
+        info.hardwareSpecHash = hardwareSpecHash;
+        _endpoints[msg.sender] = endpoint;
+        emit NodeUpdated(msg.sender, endpoint, hardwareSpecHash, commissionBps);
+    }
+
+    // ------------------------------------------------------------------ external: stakers
+
+    /// @inheritdoc INodeStaking
+    function stake(address node, uint256 amount) external whenNotPaused nonReentrant returns (uint256 shares) {
+        shares = _stake(node, msg.sender, amount);
+        STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc INodeStaking
+    function stakeWithPermit(
+        address node,
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external whenNotPaused nonReentrant returns (uint256 shares) {
+        // A front-runner may spend the permit first; the allowance is then already there, so a
+        // failed permit is ignored and the transfer below decides.
+        try IERC20Permit(address(STAKE_TOKEN)).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
+        shares = _stake(node, msg.sender, amount);
+        STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc INodeStaking
+    function unbond(address node, uint256 amount) external onlyRegistered(node) returns (uint256 lockId) {
+        if (amount == 0) revert ZeroAmount();
+        StakeRecord storage record = _stakes[node][msg.sender];
+        StakeRecord memory current = record;
+        Pool memory active = _active[node];
+        uint256 have = _toStake(current.shares, active);
+        if (amount > have) revert InsufficientStake(have, amount);
+        uint256 activeShares = _toSharesCeil(amount, active);
+
+        Pool memory unbonding = _unbonding[node];
+        uint256 unbondingShares = _toShares(amount, unbonding);
+        if (unbondingShares == 0) revert AmountTooSmall(amount);
+        uint64 withdrawableAt = uint64(block.timestamp) + _parameters.unbondingPeriod;
+
+        lockId = current.lockCount;
+        _stakes[node][msg.sender] = StakeRecord(current.shares - activeShares.toUint128(), current.lockCount + 1);
+        _active[node] = Pool(active.stake - amount.toUint128(), active.shares - activeShares.toUint128());
+        _unbonding[node] = Pool(unbonding.stake + amount.toUint128(), unbonding.shares + unbondingShares.toUint128());
+        _locks[node][msg.sender][lockId] = UnbondingLock(unbondingShares.toUint128(), withdrawableAt);
+        emit Unbonded(node, msg.sender, lockId, amount, activeShares, unbondingShares, withdrawableAt);
+    }
+
+    /// @inheritdoc INodeStaking
+    function rebond(address node, uint256 lockId) external whenNotPaused returns (uint256 shares) {
+        UnbondingLock memory lock = _locks[node][msg.sender][lockId];
+        if (lock.shares == 0) revert LockNotFound(node, msg.sender, lockId);
+        Pool memory unbonding = _unbonding[node];
+        uint256 amount = _toStake(lock.shares, unbonding);
+        Pool memory active = _active[node];
+        shares = _toShares(amount, active);
+        if (shares == 0) revert AmountTooSmall(amount);
+
+        delete _locks[node][msg.sender][lockId];
+        _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - lock.shares);
+        _active[node] = Pool(active.stake + amount.toUint128(), active.shares + shares.toUint128());
+        _stakes[node][msg.sender].shares += shares.toUint128();
+        emit Rebonded(node, msg.sender, lockId, amount, lock.shares, shares);
+    }
+
+    /// @inheritdoc INodeStaking
+    function withdraw(address node, uint256 lockId) external nonReentrant returns (uint256 amount) {
+        UnbondingLock memory lock = _locks[node][msg.sender][lockId];
+        if (lock.shares == 0) revert LockNotFound(node, msg.sender, lockId);
+        if (block.timestamp < lock.withdrawableAt) {
+            revert LockNotMatured(lockId, lock.withdrawableAt, block.timestamp);
+        }
+        Pool memory unbonding = _unbonding[node];
+        amount = _toStake(lock.shares, unbonding);
+
+        delete _locks[node][msg.sender][lockId];
+        _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - lock.shares);
+        emit Withdrawn(node, msg.sender, lockId, amount, lock.shares);
+        if (amount > 0) STAKE_TOKEN.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ external: protocol roles
+
+    /// @inheritdoc INodeStaking
+    function addRewards(
+        address node,
+        uint256 amount
+    ) external onlyRole(REWARDER_ROLE) onlyRegistered(node) nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        Pool storage pool = _active[node];
+        if (pool.shares == 0) revert NoStakers(node);
+        pool.stake += amount.toUint128();
+        emit RewardsAdded(node, msg.sender, amount);
+        STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc INodeStaking
+    function slash(
+        address node,
+        uint256 amount,
+        bytes32 evidenceHash
+    ) external onlyRole(SLASHER_ROLE) onlyRegistered(node) {
+        if (amount == 0) revert ZeroAmount();
+        if (_evidenceUsed[evidenceHash]) revert EvidenceAlreadyUsed(evidenceHash);
+        Parameters memory p = _parameters;
+        (uint256 fromActive, uint256 fromUnbonding) = _takeFromPools(node, amount, p.maxSlashBps);
+        uint256 burned = (amount * p.burnBps) / MAX_BPS;
+        uint256 redistributed = amount - burned;
+
+        _evidenceUsed[evidenceHash] = true;
+        _owedRedistribution += redistributed.toUint128();
+        _owedBurn += burned.toUint128();
+        uint64 jailedUntil = _jail(node, p.jailPeriod);
+        emit Slashed(node, evidenceHash, amount, fromActive, fromUnbonding, burned, redistributed, jailedUntil);
+    }
+
+    /// @inheritdoc INodeStaking
+    function releaseSlashedStake() external nonReentrant {
+        uint256 redistributed = _owedRedistribution;
+        uint256 burned = _owedBurn;
+        address recipient = _redistributionRecipient;
+        _owedRedistribution = 0;
+        _owedBurn = 0;
+        emit SlashedStakeReleased(recipient, redistributed, burned);
+        if (redistributed > 0) STAKE_TOKEN.safeTransfer(recipient, redistributed);
+        if (burned > 0) STAKE_TOKEN.safeTransfer(BURN_ADDRESS, burned);
+    }
+
+    /// @inheritdoc INodeStaking
+    function unjail(address node) external onlyRole(DEFAULT_ADMIN_ROLE) onlyRegistered(node) {
+        NodeInfo storage info = _nodes[node];
+        if (!_isJailed(info)) revert NodeNotJailed(node);
+        info.jailedUntil = 0;
+        emit NodeUnjailed(node);
+    }
+
+    /// @inheritdoc INodeStaking
+    function setParameters(Parameters calldata newParameters) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setParameters(newParameters);
+    }
+
+    /// @inheritdoc INodeStaking
+    function setTierThresholds(uint256[] calldata thresholds) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setTierThresholds(thresholds);
+    }
+
+    /// @inheritdoc INodeStaking
+    function setRedistributionRecipient(address recipient) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRedistributionRecipient(recipient);
+    }
+
+    /// @inheritdoc INodeStaking
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc INodeStaking
+    function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ external: views
+
+    /// @inheritdoc INodeStaking
+    function parameters() external view returns (Parameters memory) {
+        return _parameters;
+    }
+
+    /// @inheritdoc INodeStaking
+    function tierThresholds() external view returns (uint256[] memory) {
+        return _tierThresholds;
+    }
+
+    /// @inheritdoc INodeStaking
+    function redistributionRecipient() external view returns (address) {
+        return _redistributionRecipient;
+    }
+
+    /// @inheritdoc INodeStaking
+    function nodeInfo(address node) external view returns (NodeInfo memory) {
+        return _nodes[node];
+    }
+
+    /// @inheritdoc INodeStaking
+    function endpointOf(address node) external view returns (string memory) {
+        return _endpoints[node];
+    }
+
+    /// @inheritdoc INodeStaking
+    function activePool(address node) external view returns (Pool memory) {
+        return _active[node];
+    }
+
+    /// @inheritdoc INodeStaking
+    function unbondingPool(address node) external view returns (Pool memory) {
+        return _unbonding[node];
+    }
+
+    /// @inheritdoc INodeStaking
+    function sharesOf(address node, address staker) external view returns (uint256) {
+        return _stakes[node][staker].shares;
+    }
+
+    /// @inheritdoc INodeStaking
+    function stakeOf(address node, address staker) external view returns (uint256) {
+        return _toStake(_stakes[node][staker].shares, _active[node]);
+    }
+
+    /// @inheritdoc INodeStaking
+    function selfStakeOf(address node) public view returns (uint256) {
+        return _toStake(_stakes[node][node].shares, _active[node]);
+    }
+
+    /// @inheritdoc INodeStaking
+    function lockCount(address node, address staker) external view returns (uint256) {
+        return _stakes[node][staker].lockCount;
+    }
+
+    /// @inheritdoc INodeStaking
+    function unbondingLock(
+        address node,
+        address staker,
+        uint256 lockId
+    ) external view returns (UnbondingLock memory) {
+        return _locks[node][staker][lockId];
+    }
+
+    /// @inheritdoc INodeStaking
+    function lockValue(address node, address staker, uint256 lockId) external view returns (uint256) {
+        return _toStake(_locks[node][staker][lockId].shares, _unbonding[node]);
+    }
+
+    /// @inheritdoc INodeStaking
+    function slashableStake(address node) public view returns (uint256) {
+        return uint256(_active[node].stake) + _unbonding[node].stake;
+    }
+
+    /// @inheritdoc INodeStaking
+    function maxSlashOf(address node) external view returns (uint256) {
+        return (slashableStake(node) * _parameters.maxSlashBps) / MAX_BPS;
+    }
+
+    /// @inheritdoc INodeStaking
+    function isJailed(address node) external view returns (bool) {
+        return _isJailed(_nodes[node]);
+    }
+
+    /// @inheritdoc INodeStaking
+    function isEligible(address node) public view returns (bool) {
+        NodeInfo storage info = _nodes[node];
+        return info.registered && !_isJailed(info) && selfStakeOf(node) >= _parameters.minSelfStake;
+    }
+
+    /// @inheritdoc INodeStaking
+    function tierOf(address node) external view returns (uint8 tier) {
+        if (!isEligible(node)) return 0;
+        uint256 activeStake = _active[node].stake;
+        uint256[] storage thresholds = _tierThresholds;
+        tier = 1;
+        for (uint256 i = 0; i < thresholds.length && activeStake >= thresholds[i]; ++i) {
+            ++tier;
+        }
+    }
+
+    /// @inheritdoc INodeStaking
+    function slashedOwed() external view returns (uint256 redistribution, uint256 burn) {
+        return (_owedRedistribution, _owedBurn);
+    }
+
+    /// @inheritdoc INodeStaking
+    function evidenceUsed(bytes32 evidenceHash) external view returns (bool) {
+        return _evidenceUsed[evidenceHash];
+    }
+}

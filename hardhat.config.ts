@@ -1,0 +1,60 @@
+import { createRequire } from "node:module";
+import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
+import hardhatViem from "@nomicfoundation/hardhat-viem";
+import { configVariable, defineConfig, task } from "hardhat/config";
+
+// The compiler download is unreachable on this project's machines (HHE905), so Hardhat
+// runs the WASM build that ships inside the npm `solc` package, pinned in package.json.
+const require = createRequire(import.meta.url);
+const solcVersion: string = require("solc/package.json").version;
+const solcPath = require.resolve("solc/soljson.js");
+
+const deploy = task("deploy", "Deploy the Inframesh contracts and write deployments/<network>.json")
+  .addOption({
+    name: "parameters",
+    description: "Path to an Ignition parameters JSON file (overrides the network's defaults)",
+    defaultValue: "",
+  })
+  .setAction(() => import("./scripts/deploy/task.ts"))
+  .build();
+
+export default defineConfig({
+  plugins: [hardhatToolboxMochaEthers, hardhatViem],
+  tasks: [deploy],
+  solidity: {
+    profiles: {
+      default: {
+        version: solcVersion,
+        path: solcPath,
+        settings: {
+          evmVersion: "cancun",
+          optimizer: { enabled: true, runs: 10_000 },
+        },
+      },
+      production: {
+        version: solcVersion,
+        path: solcPath,
+        settings: {
+          evmVersion: "cancun",
+          optimizer: { enabled: true, runs: 10_000 },
+        },
+      },
+    },
+  },
+  paths: {
+    tests: { mocha: "test/contracts", solidity: "test/contracts" },
+  },
+  networks: {
+    localhost: {
+      type: "http",
+      chainType: "l1",
+      url: "http://127.0.0.1:8545",
+    },
+    sepolia: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("SEPOLIA_RPC_URL"),
+      accounts: [configVariable("SEPOLIA_PRIVATE_KEY")],
+    },
+  },
+});
