@@ -18,9 +18,9 @@ interface INodeStaking {
     /// @param maxSlashBps Cap of one slash, in basis points of the node's slashable stake.
     /// @param burnBps Part of every slash that is burned, in basis points; the rest is redistributed.
     struct Parameters {
-        uint128 minSelfStake;
-        uint64 unbondingPeriod;
-        uint64 jailPeriod;
+        uint96 minSelfStake;
+        uint32 unbondingPeriod;
+        uint32 jailPeriod;
         uint16 maxSlashBps;
         uint16 burnBps;
     }
@@ -112,6 +112,12 @@ interface INodeStaking {
     /// @notice Governance freed a jailed node.
     event NodeUnjailed(address indexed node);
 
+    /// @notice New stake, registrations and rebonds were stopped by `account`.
+    event Paused(address account);
+
+    /// @notice Governance (`account`) lifted the pause.
+    event Unpaused(address account);
+
     /// @notice Governance changed the parameters.
     event ParametersSet(Parameters parameters);
 
@@ -122,6 +128,12 @@ interface INodeStaking {
     event RedistributionRecipientSet(address indexed recipient);
 
     // ------------------------------------------------------------------ errors
+
+    /// @notice The call is stopped while the contract is paused (unbond and withdraw never are).
+    error EnforcedPause();
+
+    /// @notice The contract is not paused.
+    error ExpectedPause();
 
     /// @notice An amount of zero was given where a positive amount is required.
     error ZeroAmount();
@@ -191,7 +203,8 @@ interface INodeStaking {
     // ------------------------------------------------------------------ stakers
 
     /// @notice Stakes `amount` tokens on `node`: self-stake when the caller is the node, delegation otherwise.
-    /// @dev Delegation needs the operator's self-stake at or above the minimum. Not while paused.
+    /// @dev An operator's first self-stake must reach the minimum; top-ups may be any size.
+    /// Delegation is open to any registered node (check `isEligible`/`tierOf` first). Not while paused.
     /// @param node The node to stake on.
     /// @param amount Tokens to transfer from the caller (approval or permit first).
     /// @return shares Active-pool shares minted to the caller.
@@ -276,6 +289,9 @@ interface INodeStaking {
 
     // ------------------------------------------------------------------ views
 
+    /// @notice Whether new stake, registrations and rebonds are stopped.
+    function paused() external view returns (bool);
+
     /// @notice The current parameters.
     function parameters() external view returns (Parameters memory);
 
@@ -332,6 +348,9 @@ interface INodeStaking {
 
     /// @notice Slashed tokens not yet released: `redistribution` to the recipient and `burn` to the burn address.
     function slashedOwed() external view returns (uint256 redistribution, uint256 burn);
+
+    /// @notice Slashed tokens since deployment: `redistribution` (to the recipient) and `burn`, released or not.
+    function slashedTotal() external view returns (uint256 redistribution, uint256 burn);
 
     /// @notice Whether an evidence hash was already used for a slash.
     function evidenceUsed(bytes32 evidenceHash) external view returns (bool);

@@ -7,7 +7,6 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {INodeStaking} from "../interfaces/INodeStaking.sol";
@@ -18,7 +17,7 @@ import {INodeStaking} from "../interfaces/INodeStaking.sol";
 /// node's active and unbonding pool stake plus the slashed tokens owed to the burn address and the
 /// redistribution recipient. Fee-on-transfer and rebasing tokens break that equality and are not
 /// supported.
-contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTransient {
+contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
@@ -34,9 +33,9 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     /// @notice 100% in basis points.
     uint16 public constant MAX_BPS = 10_000;
     /// @notice Longest unbonding period governance may set.
-    uint64 public constant MAX_UNBONDING_PERIOD = 365 days;
+    uint32 public constant MAX_UNBONDING_PERIOD = 365 days;
     /// @notice Longest jail period governance may set.
-    uint64 public constant MAX_JAIL_PERIOD = 365 days;
+    uint32 public constant MAX_JAIL_PERIOD = 365 days;
     /// @notice Most tiers governance may define.
     uint256 public constant MAX_TIERS = 16;
     /// @notice Where burned slashes go: a generic ERC-20 may have no burn function.
@@ -59,10 +58,28 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
         uint64 lockCount;
     }
 
-    Parameters private _parameters;
+    /// @dev The parameters and the pause flag in one slot: `stake`, `unbond` and `slash` each
+    /// read everything they need from it with a single SLOAD.
+    struct Config {
+        uint96 minSelfStake;
+        uint32 unbondingPeriod;
+        uint32 jailPeriod;
+        uint16 maxSlashBps;
+        uint16 burnBps;
+        bool paused;
+    }
+
+    /// @dev Cumulative slashed tokens (never reset, so a slash never pays for a zero-to-nonzero
+    /// write after a release) and cumulative releases; owed = slashed - released.
+    struct SlashLedger {
+        uint128 redistribution;
+        uint128 burn;
+    }
+
+    Config private _config;
     address private _redistributionRecipient;
-    uint128 private _owedRedistribution;
-    uint128 private _owedBurn;
+    SlashLedger private _slashed;
+    SlashLedger private _released;
     uint256[] private _tierThresholds;
 
     mapping(address node => NodeInfo) private _nodes;
@@ -74,6 +91,11 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     mapping(bytes32 evidenceHash => bool) private _evidenceUsed;
 
     // ------------------------------------------------------------------ modifiers
+
+    modifier whenNotPaused() {
+        if (_config.paused) revert EnforcedPause();
+        _;
+    }
 
     modifier onlyRegistered(address node) {
         if (!_nodes[node].registered) revert UnknownNode(node);
@@ -105,45 +127,51 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
 
     // ------------------------------------------------------------------ internal
 
+    // Pool stakes and shares are uint128 and callers cast amounts to uint128 first, so every
+    // product below fits in 256 bits and plain checked arithmetic is exact.
+
     function _toShares(uint256 amount, Pool memory pool) internal pure returns (uint256) {
-        return Math.mulDiv(amount, pool.shares + VIRTUAL_SHARES, pool.stake + VIRTUAL_STAKE);
+        return (amount * (pool.shares + VIRTUAL_SHARES)) / (pool.stake + VIRTUAL_STAKE);
     }
 
     function _toStake(uint256 shares, Pool memory pool) internal pure returns (uint256) {
-        return Math.mulDiv(shares, pool.stake + VIRTUAL_STAKE, pool.shares + VIRTUAL_SHARES);
+        return (shares * (pool.stake + VIRTUAL_STAKE)) / (pool.shares + VIRTUAL_SHARES);
     }
 
     /// @dev Shares to burn for `amount` tokens, rounded up so the pool never pays out more than it holds.
     function _toSharesCeil(uint256 amount, Pool memory pool) internal pure returns (uint256) {
-        return Math.mulDiv(amount, pool.shares + VIRTUAL_SHARES, pool.stake + VIRTUAL_STAKE, Math.Rounding.Ceil);
+        return Math.ceilDiv(amount * (pool.shares + VIRTUAL_SHARES), pool.stake + VIRTUAL_STAKE);
     }
 
     function _isJailed(NodeInfo storage info) internal view returns (bool) {
         return block.timestamp < info.jailedUntil;
     }
 
-    /// @dev Adds `amount` to `node`'s active pool for `staker` after the transfer-independent checks.
+    /// @dev Adds `amount` to `node`'s active pool for `staker`; the caller moves the tokens.
+    /// Registration is checked only on a staker's first stake in a pool: shares exist only in
+    /// registered nodes' pools and nodes are never deregistered, which keeps top-ups cheap.
+    /// The self-stake minimum binds an operator's first stake; later top-ups may be of any size
+    /// (an operator slashed below the minimum tops up towards it). Delegation is open to any
+    /// registered node: eligibility decides who serves, and is shown by `isEligible`/`tierOf`.
     function _stake(address node, address staker, uint256 amount) internal returns (uint256 shares) {
         if (amount == 0) revert ZeroAmount();
-        NodeInfo storage info = _nodes[node];
-        if (!info.registered) revert UnknownNode(node);
+        uint128 amount128 = amount.toUint128();
+        Config memory config = _config;
+        if (config.paused) revert EnforcedPause();
+        StakeRecord storage record = _stakes[node][staker];
+        uint256 sharesBefore = record.shares;
+        if (sharesBefore == 0 && !_nodes[node].registered) revert UnknownNode(node);
         Pool memory pool = _active[node];
         shares = _toShares(amount, pool);
         if (shares == 0) revert AmountTooSmall(amount);
-
-        StakeRecord storage record = _stakes[node][staker];
-        uint256 minSelfStake = _parameters.minSelfStake;
-        if (staker == node) {
-            uint256 selfStakeAfter = _toStake(record.shares + shares, Pool(pool.stake + amount.toUint128(), pool.shares + shares.toUint128()));
-            if (selfStakeAfter < minSelfStake) revert SelfStakeBelowMinimum(selfStakeAfter, minSelfStake);
-        } else {
-            if (_isJailed(info)) revert NodeJailed(node, info.jailedUntil);
-            uint256 selfStake = _toStake(_stakes[node][node].shares, pool);
-            if (selfStake < minSelfStake) revert SelfStakeBelowMinimum(selfStake, minSelfStake);
+        Pool memory poolAfter = Pool(pool.stake + amount128, pool.shares + shares.toUint128());
+        if (staker == node && sharesBefore == 0) {
+            uint256 selfStake = _toStake(shares, poolAfter);
+            if (selfStake < config.minSelfStake) revert SelfStakeBelowMinimum(selfStake, config.minSelfStake);
         }
 
-        record.shares += shares.toUint128();
-        _active[node] = Pool(pool.stake + amount.toUint128(), pool.shares + shares.toUint128());
+        record.shares = (sharesBefore + shares).toUint128();
+        _active[node] = poolAfter;
         emit Staked(node, staker, amount, shares);
     }
 
@@ -167,7 +195,7 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     }
 
     /// @dev Extends (never shortens) the node's jail to `jailPeriod` from now.
-    function _jail(address node, uint64 jailPeriod) internal returns (uint64 jailedUntil) {
+    function _jail(address node, uint32 jailPeriod) internal returns (uint64 jailedUntil) {
         NodeInfo storage info = _nodes[node];
         jailedUntil = uint64(block.timestamp) + jailPeriod;
         if (jailedUntil < info.jailedUntil) jailedUntil = info.jailedUntil;
@@ -182,7 +210,7 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
         if (p.jailPeriod > MAX_JAIL_PERIOD) revert InvalidParameter("jailPeriod", p.jailPeriod);
         if (p.maxSlashBps == 0 || p.maxSlashBps > MAX_BPS) revert InvalidParameter("maxSlashBps", p.maxSlashBps);
         if (p.burnBps > MAX_BPS) revert InvalidParameter("burnBps", p.burnBps);
-        _parameters = p;
+        _config = Config(p.minSelfStake, p.unbondingPeriod, p.jailPeriod, p.maxSlashBps, p.burnBps, _config.paused);
         emit ParametersSet(p);
     }
 
@@ -241,8 +269,11 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
 
     // ------------------------------------------------------------------ external: stakers
 
+    // `stake` and `stakeWithPermit` carry no reentrancy guard: all state is written before the
+    // token is pulled, and the token is fixed at deployment.
+
     /// @inheritdoc INodeStaking
-    function stake(address node, uint256 amount) external whenNotPaused nonReentrant returns (uint256 shares) {
+    function stake(address node, uint256 amount) external returns (uint256 shares) {
         shares = _stake(node, msg.sender, amount);
         STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -255,7 +286,7 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
         uint8 v,
         bytes32 r,
         bytes32 s
-    ) external whenNotPaused nonReentrant returns (uint256 shares) {
+    ) external returns (uint256 shares) {
         // A front-runner may spend the permit first; the allowance is then already there, so a
         // failed permit is ignored and the transfer below decides.
         try IERC20Permit(address(STAKE_TOKEN)).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
@@ -264,19 +295,21 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     }
 
     /// @inheritdoc INodeStaking
-    function unbond(address node, uint256 amount) external onlyRegistered(node) returns (uint256 lockId) {
+    function unbond(address node, uint256 amount) external returns (uint256 lockId) {
         if (amount == 0) revert ZeroAmount();
-        StakeRecord storage record = _stakes[node][msg.sender];
-        StakeRecord memory current = record;
+        StakeRecord memory current = _stakes[node][msg.sender];
         Pool memory active = _active[node];
         uint256 have = _toStake(current.shares, active);
-        if (amount > have) revert InsufficientStake(have, amount);
+        if (amount > have) {
+            if (!_nodes[node].registered) revert UnknownNode(node);
+            revert InsufficientStake(have, amount);
+        }
         uint256 activeShares = _toSharesCeil(amount, active);
 
         Pool memory unbonding = _unbonding[node];
         uint256 unbondingShares = _toShares(amount, unbonding);
         if (unbondingShares == 0) revert AmountTooSmall(amount);
-        uint64 withdrawableAt = uint64(block.timestamp) + _parameters.unbondingPeriod;
+        uint64 withdrawableAt = uint64(block.timestamp) + _config.unbondingPeriod;
 
         lockId = current.lockCount;
         _stakes[node][msg.sender] = StakeRecord(current.shares - activeShares.toUint128(), current.lockCount + 1);
@@ -342,25 +375,26 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     ) external onlyRole(SLASHER_ROLE) onlyRegistered(node) {
         if (amount == 0) revert ZeroAmount();
         if (_evidenceUsed[evidenceHash]) revert EvidenceAlreadyUsed(evidenceHash);
-        Parameters memory p = _parameters;
+        Config memory p = _config;
         (uint256 fromActive, uint256 fromUnbonding) = _takeFromPools(node, amount, p.maxSlashBps);
         uint256 burned = (amount * p.burnBps) / MAX_BPS;
         uint256 redistributed = amount - burned;
 
         _evidenceUsed[evidenceHash] = true;
-        _owedRedistribution += redistributed.toUint128();
-        _owedBurn += burned.toUint128();
+        SlashLedger memory slashed = _slashed;
+        _slashed = SlashLedger(slashed.redistribution + redistributed.toUint128(), slashed.burn + burned.toUint128());
         uint64 jailedUntil = _jail(node, p.jailPeriod);
         emit Slashed(node, evidenceHash, amount, fromActive, fromUnbonding, burned, redistributed, jailedUntil);
     }
 
     /// @inheritdoc INodeStaking
     function releaseSlashedStake() external nonReentrant {
-        uint256 redistributed = _owedRedistribution;
-        uint256 burned = _owedBurn;
+        SlashLedger memory slashed = _slashed;
+        SlashLedger memory released = _released;
+        uint256 redistributed = slashed.redistribution - released.redistribution;
+        uint256 burned = slashed.burn - released.burn;
         address recipient = _redistributionRecipient;
-        _owedRedistribution = 0;
-        _owedBurn = 0;
+        _released = slashed;
         emit SlashedStakeReleased(recipient, redistributed, burned);
         if (redistributed > 0) STAKE_TOKEN.safeTransfer(recipient, redistributed);
         if (burned > 0) STAKE_TOKEN.safeTransfer(BURN_ADDRESS, burned);
@@ -390,20 +424,29 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     }
 
     /// @inheritdoc INodeStaking
-    function pause() external onlyRole(PAUSER_ROLE) {
-        _pause();
+    function pause() external onlyRole(PAUSER_ROLE) whenNotPaused {
+        _config.paused = true;
+        emit Paused(msg.sender);
     }
 
     /// @inheritdoc INodeStaking
     function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _unpause();
+        if (!_config.paused) revert ExpectedPause();
+        _config.paused = false;
+        emit Unpaused(msg.sender);
     }
 
     // ------------------------------------------------------------------ external: views
 
     /// @inheritdoc INodeStaking
+    function paused() external view returns (bool) {
+        return _config.paused;
+    }
+
+    /// @inheritdoc INodeStaking
     function parameters() external view returns (Parameters memory) {
-        return _parameters;
+        Config memory c = _config;
+        return Parameters(c.minSelfStake, c.unbondingPeriod, c.jailPeriod, c.maxSlashBps, c.burnBps);
     }
 
     /// @inheritdoc INodeStaking
@@ -477,7 +520,7 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
 
     /// @inheritdoc INodeStaking
     function maxSlashOf(address node) external view returns (uint256) {
-        return (slashableStake(node) * _parameters.maxSlashBps) / MAX_BPS;
+        return (slashableStake(node) * _config.maxSlashBps) / MAX_BPS;
     }
 
     /// @inheritdoc INodeStaking
@@ -488,7 +531,7 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
     /// @inheritdoc INodeStaking
     function isEligible(address node) public view returns (bool) {
         NodeInfo storage info = _nodes[node];
-        return info.registered && !_isJailed(info) && selfStakeOf(node) >= _parameters.minSelfStake;
+        return info.registered && !_isJailed(info) && selfStakeOf(node) >= _config.minSelfStake;
     }
 
     /// @inheritdoc INodeStaking
@@ -504,7 +547,12 @@ contract NodeStaking is INodeStaking, AccessControl, Pausable, ReentrancyGuardTr
 
     /// @inheritdoc INodeStaking
     function slashedOwed() external view returns (uint256 redistribution, uint256 burn) {
-        return (_owedRedistribution, _owedBurn);
+        return (_slashed.redistribution - _released.redistribution, _slashed.burn - _released.burn);
+    }
+
+    /// @inheritdoc INodeStaking
+    function slashedTotal() external view returns (uint256 redistribution, uint256 burn) {
+        return (_slashed.redistribution, _slashed.burn);
     }
 
     /// @inheritdoc INodeStaking
