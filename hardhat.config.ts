@@ -43,7 +43,7 @@ export default defineConfig({
     },
   },
   paths: {
-    tests: { mocha: "test/contracts", solidity: "test/contracts" },
+    tests: { mocha: "test", solidity: "test/contracts" },
   },
   networks: {
     localhost: {

@@ -4,7 +4,18 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { network } from "hardhat";
 
 const { ethers } = await network.connect();
-const [deployer, operator, delegator, slasher, rewarder, recipient] = await ethers.getSigners();
+const signers = await ethers.getSigners();
+function signer(index: number) {
+  const found = signers[index];
+  if (!found) throw new Error(`the network has no signer #${index}`);
+  return found;
+}
+const deployer = signer(0);
+const operator = signer(1);
+const delegator = signer(2);
+const slasher = signer(3);
+const rewarder = signer(4);
+const recipient = signer(5);
 
 const unit = 10n ** 18n;
 const parameters = {
@@ -44,13 +55,16 @@ for (const s of [operator, delegator, rewarder]) await fund(s, 1_000_000n * unit
 
 // One-off costs of a fresh deployment, reported apart from the steady-state figures below:
 // the contract's first token balance, a node's first unbonding pool, the first slash ever.
-const pioneer = (await ethers.getSigners())[7]!;
+const pioneer = signer(7);
 await fund(pioneer, 10_000n * unit);
 await (await staking.connect(pioneer).registerNode("https://pioneer.example/infer", ethers.ZeroHash, 500)).wait();
 await approve(pioneer, 2_000n * unit);
 await measure("once_stake_first_on_new_deployment", staking.connect(pioneer).stake(pioneer.address, 2_000n * unit));
 await measure("once_unbond_first_on_node", staking.connect(pioneer).unbond(pioneer.address, 100n * unit));
-await measure("once_slash_first_on_deployment", staking.connect(slasher).slash(pioneer.address, 10n * unit, ethers.id("evidence-0")));
+await measure(
+  "once_slash_first_on_deployment",
+  staking.connect(slasher).slash(pioneer.address, 10n * unit, ethers.id("evidence-0")),
+);
 
 await (await staking.connect(operator).registerNode("https://node.example/infer", ethers.ZeroHash, 500)).wait();
 await approve(operator, 2_000n * unit);
@@ -68,10 +82,13 @@ await ethers.provider.send("evm_increaseTime", [Number(parameters.unbondingPerio
 await measure("withdraw", staking.connect(delegator).withdraw(operator.address, 0n));
 await approve(rewarder, 100n * unit);
 await measure("add_rewards_compounding", staking.connect(rewarder).addRewards(operator.address, 100n * unit));
-await measure("slash_1_delegator", staking.connect(slasher).slash(operator.address, 10n * unit, ethers.id("evidence-1")));
+await measure(
+  "slash_1_delegator",
+  staking.connect(slasher).slash(operator.address, 10n * unit, ethers.id("evidence-1")),
+);
 
 // A second node with 1,000 delegators: a slash touches two pool slots, whatever the count.
-const crowded = (await ethers.getSigners())[6]!;
+const crowded = signer(6);
 await fund(crowded, 10_000n * unit);
 await (await staking.connect(crowded).registerNode("https://crowded.example/infer", ethers.ZeroHash, 500)).wait();
 await approve(crowded, 2_000n * unit);
@@ -86,7 +103,10 @@ for (let i = 0; i < delegatorCount; i++) {
   await token.connect(wallet).approve(stakingAddress, 10n * unit);
   await staking.connect(wallet).stake(crowded.address, 10n * unit);
 }
-await measure("slash_1000_delegators", staking.connect(slasher).slash(crowded.address, 10n * unit, ethers.id("evidence-2")));
+await measure(
+  "slash_1000_delegators",
+  staking.connect(slasher).slash(crowded.address, 10n * unit, ethers.id("evidence-2")),
+);
 await measure("release_slashed_stake", staking.releaseSlashedStake());
 
 const targets: Record<string, number> = {

@@ -500,11 +500,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc INodeStaking
-    function unbondingLock(
-        address node,
-        address staker,
-        uint256 lockId
-    ) external view returns (UnbondingLock memory) {
+    function unbondingLock(address node, address staker, uint256 lockId) external view returns (UnbondingLock memory) {
         return _locks[node][staker][lockId];
     }
 
