@@ -15,7 +15,7 @@ interface INodeStaking {
     /// @param minSelfStake Tokens the operator must keep staked on its own node to be eligible.
     /// @param unbondingPeriod Seconds between `unbond` and the earliest `withdraw`.
     /// @param jailPeriod Seconds a slashed node stays jailed unless governance frees it earlier.
-    /// @param maxSlashBps Cap of one slash, in basis points of the node's slashable stake.
+    /// @param maxSlashBps Cap of one slash, in basis points of the node's slashable stake (at most 5,000).
     /// @param burnBps Part of every slash that is burned, in basis points; the rest is redistributed.
     struct Parameters {
         uint96 minSelfStake;
@@ -182,6 +182,10 @@ interface INodeStaking {
 
     /// @notice The amount is too small to buy a single share of the pool at its current price.
     error AmountTooSmall(uint256 amount);
+
+    /// @notice The node's pool was slashed to dust: its share price no longer fits new stake.
+    /// Stakers can still unbond and withdraw what is left; the operator should register a new node.
+    error PoolDepleted(address node);
 
     /// @notice Rewards cannot be added to a node whose active pool has no stakers.
     error NoStakers(address node);

@@ -32,6 +32,9 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
 
     /// @notice 100% in basis points.
     uint16 public constant MAX_BPS = 10_000;
+    /// @notice Highest per-incident slash cap governance may set: half the slashable stake. A
+    /// single slash can then never empty a pool, whose shares would otherwise be priced at zero.
+    uint16 public constant MAX_SLASH_BPS = 5_000;
     /// @notice Longest unbonding period governance may set.
     uint32 public constant MAX_UNBONDING_PERIOD = 365 days;
     /// @notice Longest jail period governance may set.
@@ -143,6 +146,12 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
         return Math.ceilDiv(amount * (pool.shares + VIRTUAL_SHARES), pool.stake + VIRTUAL_STAKE);
     }
 
+    /// @dev Shares minted into a pool must keep its share total within uint128. Only a pool whose
+    /// stake was slashed to dust against a large share total gets here: see docs/staking.md.
+    function _checkMintable(address node, uint256 poolShares, uint256 shares) internal pure {
+        if (poolShares + shares > type(uint128).max) revert PoolDepleted(node);
+    }
+
     function _isJailed(NodeInfo storage info) internal view returns (bool) {
         return block.timestamp < info.jailedUntil;
     }
@@ -156,21 +165,24 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     function _stake(address node, address staker, uint256 amount) internal returns (uint256 shares) {
         if (amount == 0) revert ZeroAmount();
         uint128 amount128 = amount.toUint128();
-        Config memory config = _config;
-        if (config.paused) revert EnforcedPause();
+        if (_config.paused) revert EnforcedPause();
         StakeRecord storage record = _stakes[node][staker];
         uint256 sharesBefore = record.shares;
         if (sharesBefore == 0 && !_nodes[node].registered) revert UnknownNode(node);
         Pool memory pool = _active[node];
         shares = _toShares(amount, pool);
         if (shares == 0) revert AmountTooSmall(amount);
-        Pool memory poolAfter = Pool(pool.stake + amount128, pool.shares + shares.toUint128());
+        _checkMintable(node, pool.shares, shares);
+        // Casts below are safe: the pool's new share total fits uint128 (checked just above) and
+        // bounds every staker's shares; stake totals are bounded by the token's supply.
+        Pool memory poolAfter = Pool(pool.stake + amount128, uint128(pool.shares + shares));
         if (staker == node && sharesBefore == 0) {
             uint256 selfStake = _toStake(shares, poolAfter);
-            if (selfStake < config.minSelfStake) revert SelfStakeBelowMinimum(selfStake, config.minSelfStake);
+            uint256 minSelfStake = _config.minSelfStake;
+            if (selfStake < minSelfStake) revert SelfStakeBelowMinimum(selfStake, minSelfStake);
         }
 
-        record.shares = (sharesBefore + shares).toUint128();
+        record.shares = uint128(sharesBefore + shares);
         _active[node] = poolAfter;
         emit Staked(node, staker, amount, shares);
     }
@@ -208,7 +220,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
             revert InvalidParameter("unbondingPeriod", p.unbondingPeriod);
         }
         if (p.jailPeriod > MAX_JAIL_PERIOD) revert InvalidParameter("jailPeriod", p.jailPeriod);
-        if (p.maxSlashBps == 0 || p.maxSlashBps > MAX_BPS) revert InvalidParameter("maxSlashBps", p.maxSlashBps);
+        if (p.maxSlashBps == 0 || p.maxSlashBps > MAX_SLASH_BPS) revert InvalidParameter("maxSlashBps", p.maxSlashBps);
         if (p.burnBps > MAX_BPS) revert InvalidParameter("burnBps", p.burnBps);
         _config = Config(p.minSelfStake, p.unbondingPeriod, p.jailPeriod, p.maxSlashBps, p.burnBps, _config.paused);
         emit ParametersSet(p);
@@ -309,6 +321,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
         Pool memory unbonding = _unbonding[node];
         uint256 unbondingShares = _toShares(amount, unbonding);
         if (unbondingShares == 0) revert AmountTooSmall(amount);
+        _checkMintable(node, unbonding.shares, unbondingShares);
         uint64 withdrawableAt = uint64(block.timestamp) + _config.unbondingPeriod;
 
         lockId = current.lockCount;
@@ -328,6 +341,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
         Pool memory active = _active[node];
         shares = _toShares(amount, active);
         if (shares == 0) revert AmountTooSmall(amount);
+        _checkMintable(node, active.shares, shares);
 
         delete _locks[node][msg.sender][lockId];
         _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - lock.shares);
