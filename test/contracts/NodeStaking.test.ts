@@ -1237,6 +1237,31 @@ describe("NodeStaking", function () {
         fx.staking.connect(fx.delegators[0]).rebond(op.address, 0n),
       ).to.emit(fx.staking, "Rebonded");
     });
+
+    it("reverts with AmountTooSmall when the lock is worth less than one active share", async function () {
+      const fx = await loadFixture(nodesFixture);
+      const op = fx.operators[1];
+      // A tiny pool (minimum lowered by governance): 10 wei self-stake, 1 wei unbonded,
+      // then a reward that makes one active share worth about 10 wei.
+      await setParameters(fx, { ...PARAMETERS, minSelfStake: 1n });
+      await (await fx.staking.connect(op).stake(op.address, 10n)).wait();
+      await (await fx.staking.connect(op).unbond(op.address, 1n)).wait();
+      await (
+        await fx.staking.connect(fx.rewarder).addRewards(op.address, 10n ** 8n)
+      ).wait();
+      expect(await fx.staking.lockValue(op.address, op.address, 0n)).to.equal(
+        1n,
+      );
+      await expect(fx.staking.connect(op).rebond(op.address, 0n))
+        .to.be.revertedWithCustomError(fx.staking, "AmountTooSmall")
+        .withArgs(1n);
+      // The lock can still be withdrawn.
+      await time.increase(PARAMETERS.unbondingPeriod);
+      await expect(
+        fx.staking.connect(op).withdraw(op.address, 0n),
+      ).to.changeTokenBalance(ethers, fx.token, op, 1n);
+      await expectTokensConserved(fx);
+    });
   });
 
   // ---------------------------------------------------------------- withdraw
@@ -1792,6 +1817,71 @@ describe("NodeStaking", function () {
           .connect(fx.slasher)
           .slash(fx.operators[0].address, tokens(1), ethers.id("e")),
       ).to.emit(fx.staking, "Slashed");
+    });
+
+    describe("a 100% slash (maxSlashBps = MAX_BPS)", function () {
+      async function wipedFixture(): Promise<StakingFixture> {
+        const fx = await unbondingFixture();
+        await setParameters(fx, {
+          ...PARAMETERS,
+          maxSlashBps: 10_000,
+          jailPeriod: 0n,
+        });
+        const node = fx.operators[0].address;
+        await (
+          await fx.staking
+            .connect(fx.slasher)
+            .slash(node, tokens(5_000), ethers.id("wipe"))
+        ).wait();
+        return fx;
+      }
+
+      it("empties both pools; locks pay 0 and cannot be rebonded", async function () {
+        const fx = await loadFixture(wipedFixture);
+        const [op] = fx.operators;
+        const [alice] = fx.delegators;
+        expect((await fx.staking.activePool(op.address)).stake).to.equal(0n);
+        expect((await fx.staking.unbondingPool(op.address)).stake).to.equal(0n);
+        expect(await fx.staking.slashableStake(op.address)).to.equal(0n);
+        expect(await fx.staking.stakeOf(op.address, alice.address)).to.equal(
+          0n,
+        );
+        expect(await fx.staking.slashedOwed()).to.deep.equal([
+          tokens(2_500),
+          tokens(2_500),
+        ]);
+        await expect(fx.staking.connect(alice).rebond(op.address, 0n))
+          .to.be.revertedWithCustomError(fx.staking, "AmountTooSmall")
+          .withArgs(0n);
+        await time.increase(PARAMETERS.unbondingPeriod);
+        await expect(fx.staking.connect(alice).withdraw(op.address, 0n))
+          .to.emit(fx.staking, "Withdrawn")
+          .withArgs(op.address, alice.address, 0n, 0n, anyShares);
+        await expectTokensConserved(fx);
+      });
+
+      // KNOWN BUG, not fixed here (see the suite's report): NodeStaking documents that "a pool
+      // slashed to zero still prices new stake", but after a wipe the pool keeps its 1e27-scale
+      // share total against a stake of 0, so any realistic new stake mints more than 2^128
+      // shares and reverts with SafeCastOverflowedUintDowncast. The node id can never be
+      // staked, delegated to or made eligible again. A fix needs a design decision (e.g. a
+      // per-pool generation that retires worthless shares), so this test is pending.
+      it.skip("KNOWN BUG: lets the operator re-stake and delegators return after a wipe", async function () {
+        const fx = await loadFixture(wipedFixture);
+        const [op] = fx.operators;
+        await expect(
+          fx.staking.connect(op).stake(op.address, PARAMETERS.minSelfStake),
+        ).to.emit(fx.staking, "Staked");
+        expect(await fx.staking.selfStakeOf(op.address)).to.be.greaterThan(
+          (PARAMETERS.minSelfStake * 99n) / 100n,
+        );
+        await expect(
+          fx.staking.connect(fx.delegators[2]).stake(op.address, tokens(100)),
+        ).to.emit(fx.staking, "Staked");
+        await expect(
+          fx.staking.connect(fx.delegators[2]).unbond(op.address, tokens(50)),
+        ).to.emit(fx.staking, "Unbonded");
+      });
     });
   });
 
