@@ -1,23 +1,13 @@
 import { expect } from "chai";
 
-import {
-  INITIAL_SUPPLY,
-  type Signer,
-  ethers,
-  loadFixture,
-  time,
-  tokens,
-} from "./fixtures.ts";
+import { INITIAL_SUPPLY, type Signer, ethers, loadFixture, time, tokens } from "./fixtures.ts";
 
 type Token = Awaited<ReturnType<typeof tokenFixture>>["token"];
 
 async function tokenFixture() {
   const [holder, owner, spender, relayer] = await ethers.getSigners();
   if (!holder || !owner || !spender || !relayer) throw new Error("signers");
-  const token = await ethers.deployContract("InframeshToken", [
-    holder.address,
-    INITIAL_SUPPLY,
-  ]);
+  const token = await ethers.deployContract("InframeshToken", [holder.address, INITIAL_SUPPLY]);
   await (await token.transfer(owner.address, tokens(1_000))).wait();
   return { token, holder, owner, spender, relayer };
 }
@@ -51,17 +41,13 @@ async function signPermit(
   deadline: bigint,
   nonce?: bigint,
 ) {
-  const signature = await signer.signTypedData(
-    await domainOf(token),
-    PERMIT_TYPES,
-    {
-      owner,
-      spender,
-      value,
-      nonce: nonce ?? (await token.nonces(owner)),
-      deadline,
-    },
-  );
+  const signature = await signer.signTypedData(await domainOf(token), PERMIT_TYPES, {
+    owner,
+    spender,
+    value,
+    nonce: nonce ?? (await token.nonces(owner)),
+    deadline,
+  });
   return ethers.Signature.from(signature);
 }
 
@@ -76,10 +62,7 @@ describe("InframeshToken", function () {
 
     it("mints the whole supply to the holder once, with a Transfer from zero", async function () {
       const [holder] = await ethers.getSigners();
-      const token = await ethers.deployContract("InframeshToken", [
-        holder!.address,
-        INITIAL_SUPPLY,
-      ]);
+      const token = await ethers.deployContract("InframeshToken", [holder!.address, INITIAL_SUPPLY]);
       await expect(token.deploymentTransaction())
         .to.emit(token, "Transfer")
         .withArgs(ethers.ZeroAddress, holder!.address, INITIAL_SUPPLY);
@@ -94,9 +77,7 @@ describe("InframeshToken", function () {
       expect(names).to.include.members(["transfer", "permit"]);
       expect(names).to.not.include("mint");
       expect(names).to.not.include("burn");
-      await expect(
-        token.connect(owner).transfer(holder.address, tokens(1)),
-      ).to.changeTokenBalances(
+      await expect(token.connect(owner).transfer(holder.address, tokens(1))).to.changeTokenBalances(
         ethers,
         token,
         [owner, holder],
@@ -114,9 +95,7 @@ describe("InframeshToken", function () {
 
     it("reverts with ERC20InsufficientBalance beyond the balance", async function () {
       const { token, owner, spender } = await loadFixture(tokenFixture);
-      await expect(
-        token.connect(owner).transfer(spender.address, tokens(1_000) + 1n),
-      )
+      await expect(token.connect(owner).transfer(spender.address, tokens(1_000) + 1n))
         .to.be.revertedWithCustomError(token, "ERC20InsufficientBalance")
         .withArgs(owner.address, tokens(1_000), tokens(1_000) + 1n);
     });
@@ -126,9 +105,7 @@ describe("InframeshToken", function () {
     it("exposes the EIP-712 domain used for signatures", async function () {
       const { token } = await loadFixture(tokenFixture);
       const domain = await domainOf(token);
-      expect(await token.DOMAIN_SEPARATOR()).to.equal(
-        ethers.TypedDataEncoder.hashDomain(domain),
-      );
+      expect(await token.DOMAIN_SEPARATOR()).to.equal(ethers.TypedDataEncoder.hashDomain(domain));
       const eip712 = await token.eip712Domain();
       expect(eip712.name).to.equal("Inframesh");
       expect(eip712.version).to.equal("1");
@@ -137,34 +114,16 @@ describe("InframeshToken", function () {
     });
 
     it("sets the allowance from a signature relayed by anyone and bumps the nonce", async function () {
-      const { token, owner, spender, relayer } =
-        await loadFixture(tokenFixture);
+      const { token, owner, spender, relayer } = await loadFixture(tokenFixture);
       const value = tokens(123);
       const deadline = BigInt(await time.latest()) + 3600n;
-      const { v, r, s } = await signPermit(
-        token,
-        owner,
-        owner.address,
-        spender.address,
-        value,
-        deadline,
-      );
-      await expect(
-        token
-          .connect(relayer)
-          .permit(owner.address, spender.address, value, deadline, v, r, s),
-      )
+      const { v, r, s } = await signPermit(token, owner, owner.address, spender.address, value, deadline);
+      await expect(token.connect(relayer).permit(owner.address, spender.address, value, deadline, v, r, s))
         .to.emit(token, "Approval")
         .withArgs(owner.address, spender.address, value);
-      expect(await token.allowance(owner.address, spender.address)).to.equal(
-        value,
-      );
+      expect(await token.allowance(owner.address, spender.address)).to.equal(value);
       expect(await token.nonces(owner.address)).to.equal(1n);
-      await expect(
-        token
-          .connect(spender)
-          .transferFrom(owner.address, spender.address, value),
-      ).to.changeTokenBalances(
+      await expect(token.connect(spender).transferFrom(owner.address, spender.address, value)).to.changeTokenBalances(
         ethers,
         token,
         [owner, spender],
@@ -175,134 +134,49 @@ describe("InframeshToken", function () {
     it("accepts a signature up to and including its deadline", async function () {
       const { token, owner, spender } = await loadFixture(tokenFixture);
       const deadline = BigInt(await time.latest()) + 100n;
-      const { v, r, s } = await signPermit(
-        token,
-        owner,
-        owner.address,
-        spender.address,
-        1n,
-        deadline,
-      );
+      const { v, r, s } = await signPermit(token, owner, owner.address, spender.address, 1n, deadline);
       await time.setNextBlockTimestamp(deadline);
-      await expect(
-        token.permit(owner.address, spender.address, 1n, deadline, v, r, s),
-      ).to.emit(token, "Approval");
+      await expect(token.permit(owner.address, spender.address, 1n, deadline, v, r, s)).to.emit(token, "Approval");
     });
 
     it("reverts with ERC2612ExpiredSignature after the deadline", async function () {
       const { token, owner, spender } = await loadFixture(tokenFixture);
       const deadline = BigInt(await time.latest()) + 100n;
-      const { v, r, s } = await signPermit(
-        token,
-        owner,
-        owner.address,
-        spender.address,
-        1n,
-        deadline,
-      );
+      const { v, r, s } = await signPermit(token, owner, owner.address, spender.address, 1n, deadline);
       await time.increaseTo(deadline + 1n);
-      await expect(
-        token.permit(owner.address, spender.address, 1n, deadline, v, r, s),
-      )
+      await expect(token.permit(owner.address, spender.address, 1n, deadline, v, r, s))
         .to.be.revertedWithCustomError(token, "ERC2612ExpiredSignature")
         .withArgs(deadline);
     });
 
     it("reverts with ERC2612InvalidSigner for another signer, a changed value or a replay", async function () {
-      const { token, owner, spender, relayer } =
-        await loadFixture(tokenFixture);
+      const { token, owner, spender, relayer } = await loadFixture(tokenFixture);
       const deadline = BigInt(await time.latest()) + 3600n;
 
-      const forged = await signPermit(
-        token,
-        relayer,
-        owner.address,
-        spender.address,
-        1n,
-        deadline,
-      );
-      await expect(
-        token.permit(
-          owner.address,
-          spender.address,
-          1n,
-          deadline,
-          forged.v,
-          forged.r,
-          forged.s,
-        ),
-      )
+      const forged = await signPermit(token, relayer, owner.address, spender.address, 1n, deadline);
+      await expect(token.permit(owner.address, spender.address, 1n, deadline, forged.v, forged.r, forged.s))
         .to.be.revertedWithCustomError(token, "ERC2612InvalidSigner")
         .withArgs(relayer.address, owner.address);
 
-      const good = await signPermit(
-        token,
-        owner,
-        owner.address,
-        spender.address,
-        1n,
-        deadline,
-      );
+      const good = await signPermit(token, owner, owner.address, spender.address, 1n, deadline);
       // Any change to the signed message recovers some other address.
       await expect(
-        token.permit(
-          owner.address,
-          spender.address,
-          2n,
-          deadline,
-          good.v,
-          good.r,
-          good.s,
-        ),
+        token.permit(owner.address, spender.address, 2n, deadline, good.v, good.r, good.s),
       ).to.be.revertedWithCustomError(token, "ERC2612InvalidSigner");
 
-      await (
-        await token.permit(
-          owner.address,
-          spender.address,
-          1n,
-          deadline,
-          good.v,
-          good.r,
-          good.s,
-        )
-      ).wait();
+      await (await token.permit(owner.address, spender.address, 1n, deadline, good.v, good.r, good.s)).wait();
       // Replay: the nonce moved on.
       await expect(
-        token.permit(
-          owner.address,
-          spender.address,
-          1n,
-          deadline,
-          good.v,
-          good.r,
-          good.s,
-        ),
+        token.permit(owner.address, spender.address, 1n, deadline, good.v, good.r, good.s),
       ).to.be.revertedWithCustomError(token, "ERC2612InvalidSigner");
     });
 
     it("rejects a signature made for a future nonce", async function () {
       const { token, owner, spender } = await loadFixture(tokenFixture);
       const deadline = BigInt(await time.latest()) + 3600n;
-      const early = await signPermit(
-        token,
-        owner,
-        owner.address,
-        spender.address,
-        1n,
-        deadline,
-        1n,
-      );
+      const early = await signPermit(token, owner, owner.address, spender.address, 1n, deadline, 1n);
       await expect(
-        token.permit(
-          owner.address,
-          spender.address,
-          1n,
-          deadline,
-          early.v,
-          early.r,
-          early.s,
-        ),
+        token.permit(owner.address, spender.address, 1n, deadline, early.v, early.r, early.s),
       ).to.be.revertedWithCustomError(token, "ERC2612InvalidSigner");
       expect(await token.nonces(owner.address)).to.equal(0n);
     });

@@ -18,10 +18,7 @@ export async function expectMissingRole(
 }
 
 /** `sent` reverts with Pausable's EnforcedPause(). */
-export async function expectPaused(
-  sent: Promise<unknown>,
-  contract: WithInterface,
-): Promise<void> {
+export async function expectPaused(sent: Promise<unknown>, contract: WithInterface): Promise<void> {
   await expect(sent).to.be.revertedWithCustomError(contract, "EnforcedPause");
 }
 

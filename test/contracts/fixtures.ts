@@ -6,19 +6,10 @@
 // network connection and `loadFixture` snapshots are shared between files. The connection
 // comes from `network.getOrCreate()` (Hardhat 3.18 deprecates `network.connect()`).
 import { expect } from "chai";
-import type {
-  BytesLike,
-  ContractTransactionResponse,
-  HDNodeWallet,
-  Interface,
-} from "ethers";
+import type { BytesLike, ContractTransactionResponse, HDNodeWallet, Interface } from "ethers";
 import { network } from "hardhat";
 
-import type {
-  InframeshTimelock,
-  InframeshToken,
-  NodeStaking,
-} from "../../types/ethers-contracts/index.js";
+import type { InframeshTimelock, InframeshToken, NodeStaking } from "../../types/ethers-contracts/index.js";
 
 export const connection = await network.getOrCreate();
 export const { ethers, networkHelpers } = connection;
@@ -119,22 +110,9 @@ export async function scheduleCall(
   await (
     await gov.timelock
       .connect(gov.proposer)
-      .schedule(
-        full.target,
-        full.value,
-        full.data,
-        full.predecessor,
-        full.salt,
-        gov.minDelay,
-      )
+      .schedule(full.target, full.value, full.data, full.predecessor, full.salt, gov.minDelay)
   ).wait();
-  const id = await gov.timelock.hashOperation(
-    full.target,
-    full.value,
-    full.data,
-    full.predecessor,
-    full.salt,
-  );
+  const id = await gov.timelock.hashOperation(full.target, full.value, full.data, full.predecessor, full.salt);
   return { call: full, id };
 }
 
@@ -145,14 +123,7 @@ export function executeScheduled(
   executor?: Account,
 ): Promise<ContractTransactionResponse> {
   const timelock = executor ? gov.timelock.connect(executor) : gov.timelock;
-  return timelock.execute(
-    call.target,
-    call.value,
-    call.data,
-    call.predecessor,
-    call.salt,
-    { value: call.value },
-  );
+  return timelock.execute(call.target, call.value, call.data, call.predecessor, call.salt, { value: call.value });
 }
 
 /**
@@ -160,20 +131,14 @@ export function executeScheduled(
  * execute transaction, so `expect(governanceCall(...)).to.emit(...)` and
  * `.to.be.revertedWithCustomError(target, ...)` (the timelock bubbles the target's revert) work.
  */
-export async function governanceCall(
-  gov: Governance,
-  call: TimelockCall,
-): Promise<ContractTransactionResponse> {
+export async function governanceCall(gov: Governance, call: TimelockCall): Promise<ContractTransactionResponse> {
   const { call: full } = await scheduleCall(gov, call);
   await time.increase(gov.minDelay);
   return executeScheduled(gov, full);
 }
 
 /** Deploys a timelock with `proposer` as sole proposer, open execution and no admin. */
-export async function deployTimelock(
-  proposer: Signer,
-  minDelay: bigint = TIMELOCK_DELAY,
-): Promise<Governance> {
+export async function deployTimelock(proposer: Signer, minDelay: bigint = TIMELOCK_DELAY): Promise<Governance> {
   const timelock = await ethers.deployContract("InframeshTimelock", [
     minDelay,
     [proposer.address],
@@ -217,22 +182,12 @@ export async function deployStakingFixture(): Promise<StakingFixture> {
     if (!signer) throw new Error(`no signer #${i}`);
     return signer;
   };
-  const [deployer, governor, slasher, rewarder, pauser, recipient] = [
-    at(0),
-    at(1),
-    at(2),
-    at(3),
-    at(4),
-    at(5),
-  ];
+  const [deployer, governor, slasher, rewarder, pauser, recipient] = [at(0), at(1), at(2), at(3), at(4), at(5)];
   const operators: [Signer, Signer, Signer] = [at(6), at(7), at(8)];
   const delegators: [Signer, Signer, Signer] = [at(9), at(10), at(11)];
   const outsider = at(12);
 
-  const token = await ethers.deployContract("InframeshToken", [
-    deployer.address,
-    INITIAL_SUPPLY,
-  ]);
+  const token = await ethers.deployContract("InframeshToken", [deployer.address, INITIAL_SUPPLY]);
   const gov = await deployTimelock(governor);
   const staking = await ethers.deployContract("NodeStaking", [
     await token.getAddress(),
@@ -252,16 +207,12 @@ export async function deployStakingFixture(): Promise<StakingFixture> {
   await (await staking.grantRole(roles.slasher, slasher.address)).wait();
   await (await staking.grantRole(roles.rewarder, rewarder.address)).wait();
   await (await staking.grantRole(roles.pauser, pauser.address)).wait();
-  await (
-    await staking.grantRole(roles.admin, await gov.timelock.getAddress())
-  ).wait();
+  await (await staking.grantRole(roles.admin, await gov.timelock.getAddress())).wait();
   await (await staking.renounceRole(roles.admin, deployer.address)).wait();
 
   for (const account of [...operators, ...delegators, rewarder]) {
     await (await token.transfer(account.address, FUNDING)).wait();
-    await (
-      await token.connect(account).approve(stakingAddress, ethers.MaxUint256)
-    ).wait();
+    await (await token.connect(account).approve(stakingAddress, ethers.MaxUint256)).wait();
   }
 
   return {
@@ -298,10 +249,7 @@ export async function registerAndStake(
         commissionBps,
       )
   ).wait();
-  if (selfStake > 0n)
-    await (
-      await fx.staking.connect(operator).stake(operator.address, selfStake)
-    ).wait();
+  if (selfStake > 0n) await (await fx.staking.connect(operator).stake(operator.address, selfStake)).wait();
 }
 
 /** Calls a non-view function that returns a value and gives back the value it returned. */
@@ -332,8 +280,5 @@ export async function expectTokensConserved(
   }
   const [redistribution, burn] = await fx.staking.slashedOwed();
   owed += redistribution + burn;
-  expect(await fx.token.balanceOf(fx.stakingAddress)).to.equal(
-    owed,
-    "staking balance != pools + slashed owed",
-  );
+  expect(await fx.token.balanceOf(fx.stakingAddress)).to.equal(owed, "staking balance != pools + slashed owed");
 }
