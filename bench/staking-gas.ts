@@ -60,7 +60,6 @@ await fund(pioneer, 10_000n * unit);
 await (await staking.connect(pioneer).registerNode("https://pioneer.example/infer", ethers.ZeroHash, 500)).wait();
 await approve(pioneer, 2_000n * unit);
 await measure("once_stake_first_on_new_deployment", staking.connect(pioneer).stake(pioneer.address, 2_000n * unit));
-await measure("once_unbond_first_on_node", staking.connect(pioneer).unbond(pioneer.address, 100n * unit));
 await measure(
   "once_slash_first_on_deployment",
   staking.connect(slasher).slash(pioneer.address, 10n * unit, ethers.id("evidence-0")),
@@ -75,7 +74,7 @@ await approve(delegator, 1_000n * unit);
 await measure("delegate_first", staking.connect(delegator).stake(operator.address, 1_000n * unit));
 await approve(delegator, 1_000n * unit);
 await measure("delegate_topup", staking.connect(delegator).stake(operator.address, 1_000n * unit));
-await measure("once_unbond_first_on_node_2", staking.connect(delegator).unbond(operator.address, 300n * unit));
+await measure("once_unbond_first_on_node", staking.connect(delegator).unbond(operator.address, 300n * unit));
 await measure("unbond", staking.connect(delegator).unbond(operator.address, 300n * unit));
 await measure("rebond", staking.connect(delegator).rebond(operator.address, 1n));
 await ethers.provider.send("evm_increaseTime", [Number(parameters.unbondingPeriod)]);
