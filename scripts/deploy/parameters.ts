@@ -72,7 +72,7 @@ function toAddress(name: string, value: unknown): Address {
 function toUint(name: string, value: unknown, max: bigint = MAX_UINT256): bigint {
   let n: bigint | undefined;
   if (typeof value === "bigint") n = value;
-  else if (typeof value === "number" && Number.isSafeInteger(value)) n = BigInt(value);
+  else if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) n = BigInt(value);
   else if (typeof value === "string" && /^\d+$/.test(value)) n = BigInt(value);
   if (n === undefined) {
     throw new InvalidParametersError(
@@ -98,7 +98,8 @@ function toList(name: string, value: unknown): unknown[] {
  *
  * @throws InvalidParametersError naming the first bad value.
  */
-export function resolveParameters(file: unknown, deployer: Address): InframeshParameters {
+export function resolveParameters(file: unknown, deployerAddress: string): InframeshParameters {
+  const deployer = getAddress(deployerAddress);
   const given = moduleSection(file);
   const has = (name: string): boolean => given[name] !== undefined;
   const stakeToken = has("stakeToken") ? toAddress("stakeToken", given.stakeToken) : undefined;

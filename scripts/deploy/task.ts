@@ -136,7 +136,9 @@ async function checkConfigurationVariables(networkName: string, config: NetworkC
       await variable.get();
     } catch (error) {
       const name = "name" in variable && typeof variable.name === "string" ? variable.name : "a configuration variable";
-      if (isHardhatErrorCode(error, "HHE7")) {
+      // HHE7: in neither the environment nor the keystore. HHE50002: not in the development
+      // keystore, the only one consulted under `hardhat test`.
+      if (isHardhatErrorCode(error, "HHE7") || isHardhatErrorCode(error, "HHE50002")) {
         missing.push(name);
         firstCause ??= error;
       } else {
