@@ -177,10 +177,11 @@ export interface LocalChain {
  * Starts `hardhat node --hostname 127.0.0.1 --port <free>` and waits until it answers
  * eth_chainId. Picks another port when the chosen one was taken in between.
  */
-export async function startHardhatNode(options: { timeoutMs?: number } = {}): Promise<LocalChain> {
+export async function startHardhatNode(options: { timeoutMs?: number; chainId?: number } = {}): Promise<LocalChain> {
+  const extraArgs = options.chainId === undefined ? [] : ["--chain-id", String(options.chainId)];
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startHardhatNodeOnce(options.timeoutMs ?? 90_000);
+      return await startHardhatNodeOnce(options.timeoutMs ?? 90_000, extraArgs);
     } catch (error) {
       const portTaken = error instanceof LocalChainError && /EADDRINUSE/.test(error.message);
       if (!portTaken || attempt === 3) throw error;
@@ -188,10 +189,10 @@ export async function startHardhatNode(options: { timeoutMs?: number } = {}): Pr
   }
 }
 
-async function startHardhatNodeOnce(timeoutMs: number): Promise<LocalChain> {
+async function startHardhatNodeOnce(timeoutMs: number, extraArgs: readonly string[]): Promise<LocalChain> {
   const port = await freePort();
   const rpcUrl = `http://127.0.0.1:${port}`;
-  const node = spawnHardhat(["node", "--hostname", "127.0.0.1", "--port", String(port)]);
+  const node = spawnHardhat(["node", "--hostname", "127.0.0.1", "--port", String(port), ...extraArgs]);
   const deadline = Date.now() + timeoutMs;
   let exited = false;
   void node.exited.then(() => {

@@ -146,6 +146,38 @@ describe("npx hardhat deploy", function () {
     }
   });
 
+  it("refuses to record contracts that a reset chain no longer has", async function () {
+    // Another chain id than 31337, where no node-instance check clears the journal first.
+    const staleId = "local-test-stale";
+    const journal = path.join(PROJECT_ROOT, "ignition", "deployments", staleId);
+    const deployTo = (rpcUrl: string) =>
+      runHardhat(["deploy", "--network", "localhost"], {
+        env: { ...env, INFRAMESH_RPC_URL: rpcUrl, INFRAMESH_DEPLOYMENT_ID: staleId },
+      });
+    try {
+      const first = await startHardhatNode({ chainId: 31338 });
+      try {
+        const run = await deployTo(first.rpcUrl);
+        expect(run.code, run.output).to.equal(0);
+      } finally {
+        await first.stop();
+      }
+      const reset = await startHardhatNode({ chainId: 31338 });
+      try {
+        const run = await deployTo(reset.rpcUrl);
+        expect(run.code).to.not.equal(0);
+        expect(run.output).to.match(
+          /puts \w+ at 0x[0-9a-fA-F]{40}, but the chain has no code there: the chain was reset/,
+        );
+        expect(run.output).to.include(`Delete ${path.join("ignition", "deployments", staleId)} and deploy again.`);
+      } finally {
+        await reset.stop();
+      }
+    } finally {
+      await rm(journal, { recursive: true, force: true });
+    }
+  });
+
   describe("without the testnet configuration", function () {
     // No SEPOLIA_* in the environment and an empty config home, so no keystore either.
     let testnetEnv: NodeJS.ProcessEnv;
