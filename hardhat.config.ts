@@ -46,10 +46,12 @@ export default defineConfig({
     tests: { mocha: "test", solidity: "test/contracts" },
   },
   networks: {
+    // `npx hardhat node --hostname 127.0.0.1` on its default port; INFRAMESH_RPC_URL points
+    // it elsewhere (the demo and the deploy tests run their own node on a free port).
     localhost: {
       type: "http",
       chainType: "l1",
-      url: "http://127.0.0.1:8545",
+      url: process.env.INFRAMESH_RPC_URL ?? "http://127.0.0.1:8545",
     },
     sepolia: {
       type: "http",

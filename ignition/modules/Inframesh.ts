@@ -1,0 +1,115 @@
+// The Inframesh contracts as one Ignition module: stake token, governance timelock and
+// NodeStaking, with every protocol role wired and governance handed to the timelock.
+//
+// Run through `npx hardhat deploy` (scripts/deploy/task.ts), which validates the parameters,
+// fills the defaults that Ignition cannot express (an account list such as `proposers`) and
+// records the result in deployments/<network>.json. `npx hardhat ignition deploy
+// ignition/modules/Inframesh.ts` works too when `proposers` is given.
+import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
+import { erc20Abi } from "viem";
+
+import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
+
+/** Module id: the key of this module's parameters in a parameters file. */
+export const INFRAMESH_MODULE_ID = "Inframesh";
+
+const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+const TOKEN = 10n ** 18n;
+const DAY = 86_400n;
+
+/** Defaults of the parameters that are plain values (account defaults are the deployer). */
+export const DEFAULT_PARAMETERS = {
+  /** Dev token supply minted to `tokenHolder`, in base units. */
+  initialSupply: 1_000_000_000n * TOKEN,
+  /** Timelock delay, seconds. */
+  minDelay: 2n * DAY,
+  minSelfStake: 10_000n * TOKEN,
+  unbondingPeriod: 7n * DAY,
+  jailPeriod: 3n * DAY,
+  maxSlashBps: 1_000,
+  burnBps: 5_000,
+  /** Active stake at which a node reaches tier 2, 3, 4. */
+  tierThresholds: [50_000n * TOKEN, 250_000n * TOKEN, 1_000_000n * TOKEN],
+} as const;
+
+/**
+ * How the module gets its stake token: `deploy` the dev InframeshToken, or use the
+ * `existing` ERC-20 named by the `stakeToken` parameter. Ignition modules are static graphs
+ * (parameter values are not known while the module is built), so the choice is a module
+ * variant, picked by the deploy task from the parameters.
+ */
+export type StakeTokenSource = "deploy" | "existing";
+
+/** The ABI-only artifact Ignition needs to reference an ERC-20 it did not deploy. */
+const EXISTING_STAKE_TOKEN_ARTIFACT = {
+  _format: "hh3-artifact-1",
+  contractName: "IERC20",
+  sourceName: "@openzeppelin/contracts/token/ERC20/IERC20.sol",
+  abi: erc20Abi,
+  bytecode: "0x",
+  deployedBytecode: "0x",
+  linkReferences: {},
+  deployedLinkReferences: {},
+};
+
+/** Builds the module; both variants share the id, so one parameters file serves both. */
+export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
+  return buildModule(INFRAMESH_MODULE_ID, (m) => {
+    const deployer = m.getAccount(0);
+
+    const stakeToken =
+      stakeTokenSource === "deploy"
+        ? m.contract("InframeshToken", [
+            m.getParameter("tokenHolder", deployer),
+            m.getParameter("initialSupply", DEFAULT_PARAMETERS.initialSupply),
+          ])
+        : m.contractAt("StakeToken", EXISTING_STAKE_TOKEN_ARTIFACT, m.getParameter<string>("stakeToken"));
+
+    // Executors: the zero address opens execution to anyone once the delay has passed.
+    // Admin: none, the timelock administers itself.
+    const timelock = m.contract("InframeshTimelock", [
+      m.getParameter("minDelay", DEFAULT_PARAMETERS.minDelay),
+      m.getParameter<string[]>("proposers"),
+      [ZERO_ADDRESS],
+      ZERO_ADDRESS,
+    ]);
+
+    // The deployer administers NodeStaking only long enough to grant the roles below.
+    const nodeStaking = m.contract("NodeStaking", [
+      stakeToken,
+      deployer,
+      {
+        minSelfStake: m.getParameter("minSelfStake", DEFAULT_PARAMETERS.minSelfStake),
+        unbondingPeriod: m.getParameter("unbondingPeriod", DEFAULT_PARAMETERS.unbondingPeriod),
+        jailPeriod: m.getParameter("jailPeriod", DEFAULT_PARAMETERS.jailPeriod),
+        maxSlashBps: m.getParameter("maxSlashBps", DEFAULT_PARAMETERS.maxSlashBps),
+        burnBps: m.getParameter("burnBps", DEFAULT_PARAMETERS.burnBps),
+      },
+      m.getParameter<bigint[]>("tierThresholds", [...DEFAULT_PARAMETERS.tierThresholds]),
+      // Until the settlement contract exists, redistributed slashes go to this account.
+      m.getParameter("redistributionRecipient", deployer),
+    ]);
+
+    const grants = [
+      m.call(nodeStaking, "grantRole", [SLASHER_ROLE, m.getParameter("slasher", deployer)], {
+        id: "grantSlasherRole",
+      }),
+      m.call(nodeStaking, "grantRole", [PAUSER_ROLE, m.getParameter("pauser", deployer)], {
+        id: "grantPauserRole",
+      }),
+      m.call(nodeStaking, "grantRole", [REWARDER_ROLE, m.getParameter("rewarder", deployer)], {
+        id: "grantRewarderRole",
+      }),
+      m.call(nodeStaking, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantAdminRoleToTimelock" }),
+    ];
+    // Last: once renounced, only the timelock can change NodeStaking.
+    m.call(nodeStaking, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], {
+      id: "renounceDeployerAdminRole",
+      after: grants,
+    });
+
+    return { stakeToken, timelock, nodeStaking };
+  });
+}
+
+export default buildInframeshModule("deploy");

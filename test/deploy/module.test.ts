@@ -1,0 +1,94 @@
+// The Ignition module on the in-process network: what it deploys and how it wires the roles,
+// for the dev token and for an existing ERC-20.
+import { expect } from "chai";
+import { network } from "hardhat";
+
+import { buildInframeshModule } from "../../ignition/modules/Inframesh.ts";
+import { resolveParameters, stakeTokenSource, toIgnitionParameters } from "../../scripts/deploy/parameters.ts";
+import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
+
+const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+
+describe("Inframesh Ignition module", function () {
+  this.timeout(60_000);
+
+  it("deploys the dev token, the timelock and NodeStaking, and hands governance to the timelock", async function () {
+    const { ethers, ignition } = await network.create();
+    const [deployer, holder, proposer, slasher, pauser, rewarder, recipient] = await ethers.getSigners();
+    const parameters = resolveParameters(
+      {
+        Inframesh: {
+          tokenHolder: holder!.address,
+          initialSupply: 1_000n,
+          minDelay: 3_600,
+          proposers: [proposer!.address],
+          minSelfStake: 10n,
+          unbondingPeriod: 100,
+          jailPeriod: 50,
+          maxSlashBps: 2_000,
+          burnBps: 2_500,
+          tierThresholds: [100, 1_000],
+          redistributionRecipient: recipient!.address,
+          slasher: slasher!.address,
+          pauser: pauser!.address,
+          rewarder: rewarder!.address,
+        },
+      },
+      deployer!.address,
+    );
+    const { stakeToken, timelock, nodeStaking } = await ignition.deploy(
+      buildInframeshModule(stakeTokenSource(parameters)),
+      { parameters: toIgnitionParameters(parameters) },
+    );
+    const timelockAddress = await timelock.getAddress();
+
+    expect(await stakeToken.getFunction("balanceOf")(holder!.address)).to.equal(1_000n);
+    expect(await nodeStaking.getFunction("STAKE_TOKEN")()).to.equal(await stakeToken.getAddress());
+
+    const p = await nodeStaking.getFunction("parameters")();
+    expect([p.minSelfStake, p.unbondingPeriod, p.jailPeriod, p.maxSlashBps, p.burnBps]).to.deep.equal([
+      10n,
+      100n,
+      50n,
+      2_000n,
+      2_500n,
+    ]);
+    expect(await nodeStaking.getFunction("tierThresholds")()).to.deep.equal([100n, 1_000n]);
+    expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(recipient!.address);
+
+    const hasRole = nodeStaking.getFunction("hasRole");
+    expect(await hasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
+    expect(await hasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+    expect(await hasRole(SLASHER_ROLE, slasher!.address)).to.equal(true);
+    expect(await hasRole(PAUSER_ROLE, pauser!.address)).to.equal(true);
+    expect(await hasRole(REWARDER_ROLE, rewarder!.address)).to.equal(true);
+    for (const role of [SLASHER_ROLE, PAUSER_ROLE, REWARDER_ROLE]) {
+      expect(await hasRole(role, deployer!.address)).to.equal(false);
+    }
+
+    const timelockHasRole = timelock.getFunction("hasRole");
+    expect(await timelock.getFunction("getMinDelay")()).to.equal(3_600n);
+    expect(await timelockHasRole(await timelock.getFunction("PROPOSER_ROLE")(), proposer!.address)).to.equal(true);
+    expect(await timelockHasRole(await timelock.getFunction("EXECUTOR_ROLE")(), ZERO_ADDRESS)).to.equal(true);
+    expect(await timelockHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
+    expect(await timelockHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+  });
+
+  it("stakes an existing ERC-20 when stakeToken is set, deploying no dev token", async function () {
+    const { ethers, ignition } = await network.create();
+    const [deployer] = await ethers.getSigners();
+    const existing = await ethers.deployContract("InframeshToken", [deployer!.address, 5n]);
+    const existingAddress = await existing.getAddress();
+    const nonceBefore = await ethers.provider.getTransactionCount(deployer!.address);
+
+    const parameters = resolveParameters({ Inframesh: { stakeToken: existingAddress } }, deployer!.address);
+    const { stakeToken, nodeStaking } = await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters)), {
+      parameters: toIgnitionParameters(parameters),
+    });
+
+    expect(await stakeToken.getAddress()).to.equal(existingAddress);
+    expect(await nodeStaking.getFunction("STAKE_TOKEN")()).to.equal(existingAddress);
+    // timelock, NodeStaking, four grants and the renounce: no token deployment.
+    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(7);
+  });
+});

@@ -1,0 +1,128 @@
+// Deploy parameters: defaults, overrides and every rejection, without a chain.
+import { expect } from "chai";
+
+import { DEFAULT_PARAMETERS } from "../../ignition/modules/Inframesh.ts";
+import { InvalidParametersError } from "../../scripts/deploy/errors.ts";
+import {
+  parametersToJson,
+  resolveParameters,
+  stakeTokenSource,
+  toIgnitionParameters,
+} from "../../scripts/deploy/parameters.ts";
+
+const DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+const ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+
+function rejects(file: unknown, message: RegExp): void {
+  expect(() => resolveParameters(file, DEPLOYER))
+    .to.throw(InvalidParametersError)
+    .with.property("message")
+    .that.matches(message);
+}
+
+describe("deploy parameters", function () {
+  it("defaults every parameter, accounts to the deployer", function () {
+    const p = resolveParameters(undefined, DEPLOYER);
+    expect(p).to.deep.equal({
+      stakeToken: undefined,
+      tokenHolder: DEPLOYER,
+      initialSupply: DEFAULT_PARAMETERS.initialSupply,
+      minDelay: DEFAULT_PARAMETERS.minDelay,
+      proposers: [DEPLOYER],
+      minSelfStake: DEFAULT_PARAMETERS.minSelfStake,
+      unbondingPeriod: DEFAULT_PARAMETERS.unbondingPeriod,
+      jailPeriod: DEFAULT_PARAMETERS.jailPeriod,
+      maxSlashBps: DEFAULT_PARAMETERS.maxSlashBps,
+      burnBps: DEFAULT_PARAMETERS.burnBps,
+      tierThresholds: [...DEFAULT_PARAMETERS.tierThresholds],
+      redistributionRecipient: DEPLOYER,
+      slasher: DEPLOYER,
+      pauser: DEPLOYER,
+      rewarder: DEPLOYER,
+    });
+    expect(stakeTokenSource(p)).to.equal("deploy");
+    expect(resolveParameters({}, DEPLOYER)).to.deep.equal(p);
+    expect(resolveParameters({ Inframesh: {} }, DEPLOYER)).to.deep.equal(p);
+  });
+
+  it("takes bigints, safe integers and decimal strings; checksums addresses", function () {
+    const p = resolveParameters(
+      {
+        Inframesh: {
+          minSelfStake: 5_000n * 10n ** 18n,
+          unbondingPeriod: 86_400,
+          jailPeriod: "3600",
+          maxSlashBps: 2_500,
+          burnBps: "0",
+          tierThresholds: ["100", 200n, 300],
+          proposers: [ALICE.toLowerCase(), BOB],
+          slasher: ALICE.toLowerCase(),
+        },
+      },
+      DEPLOYER,
+    );
+    expect(p.minSelfStake).to.equal(5_000n * 10n ** 18n);
+    expect(p.unbondingPeriod).to.equal(86_400n);
+    expect(p.jailPeriod).to.equal(3_600n);
+    expect(p.maxSlashBps).to.equal(2_500);
+    expect(p.burnBps).to.equal(0);
+    expect(p.tierThresholds).to.deep.equal([100n, 200n, 300n]);
+    expect(p.proposers).to.deep.equal([ALICE, BOB]);
+    expect(p.slasher).to.equal(ALICE);
+    expect(p.pauser).to.equal(DEPLOYER);
+  });
+
+  it("uses an existing stake token instead of the dev token", function () {
+    const p = resolveParameters({ Inframesh: { stakeToken: BOB } }, DEPLOYER);
+    expect(p.stakeToken).to.equal(BOB);
+    expect(p.tokenHolder).to.equal(undefined);
+    expect(p.initialSupply).to.equal(undefined);
+    expect(stakeTokenSource(p)).to.equal("existing");
+    expect(toIgnitionParameters(p).Inframesh).to.include({ stakeToken: BOB }).and.not.have.keys("tokenHolder");
+  });
+
+  it("rejects what the contracts would reject, before any transaction", function () {
+    rejects({ Inframesh: { minSelfStake: 0 } }, /minSelfStake must be positive/);
+    rejects({ Inframesh: { minSelfStake: 2n ** 96n } }, /minSelfStake is out of range/);
+    rejects({ Inframesh: { unbondingPeriod: 0 } }, /unbondingPeriod must be positive/);
+    rejects({ Inframesh: { unbondingPeriod: 366 * 86_400 } }, /unbondingPeriod is out of range/);
+    rejects({ Inframesh: { jailPeriod: 366 * 86_400 } }, /jailPeriod is out of range/);
+    rejects({ Inframesh: { maxSlashBps: 0 } }, /maxSlashBps must be positive/);
+    rejects({ Inframesh: { maxSlashBps: 10_001 } }, /maxSlashBps is out of range/);
+    rejects({ Inframesh: { burnBps: 10_001 } }, /burnBps is out of range/);
+    rejects({ Inframesh: { tierThresholds: [2, 2] } }, /strictly ascending: \[1\] 2 <= 2/);
+    rejects({ Inframesh: { tierThresholds: Array.from({ length: 17 }, (_, i) => i + 1) } }, /at most 16/);
+    rejects({ Inframesh: { proposers: [] } }, /proposers must name at least one account/);
+    rejects({ Inframesh: { initialSupply: 0 } }, /initialSupply must be positive/);
+  });
+
+  it("rejects malformed values, unknown names and contradictions", function () {
+    rejects({ Inframesh: { slasher: "0x1234" } }, /slasher must be an address/);
+    rejects({ Inframesh: { pauser: "0x0000000000000000000000000000000000000000" } }, /pauser must not be the zero/);
+    rejects({ Inframesh: { proposers: [ALICE, "nope"] } }, /proposers\[1\] must be an address/);
+    rejects({ Inframesh: { minDelay: -1 } }, /minDelay must be a non-negative integer/);
+    rejects({ Inframesh: { minDelay: 1.5 } }, /minDelay must be a non-negative integer/);
+    rejects({ Inframesh: { minSelfStake: 1e22 } }, /minSelfStake must be a non-negative integer/);
+    rejects({ Inframesh: { tierThresholds: 5 } }, /tierThresholds must be a list/);
+    rejects({ Inframesh: { minSelfStak: 1 } }, /unknown parameter\(s\) minSelfStak/);
+    rejects({ NodeStaking: {} }, /unknown module id\(s\) NodeStaking/);
+    rejects([], /must hold an object/);
+    rejects({ Inframesh: { stakeToken: BOB, tokenHolder: ALICE } }, /not deployed when stakeToken is set/);
+  });
+
+  it("hands Ignition every value and records them as JSON", function () {
+    const p = resolveParameters(undefined, DEPLOYER);
+    const ignition = toIgnitionParameters(p);
+    expect(Object.keys(ignition)).to.deep.equal(["Inframesh"]);
+    expect(ignition.Inframesh).to.not.have.property("stakeToken");
+    expect(ignition.Inframesh?.proposers).to.deep.equal([DEPLOYER]);
+
+    const json = parametersToJson(p);
+    expect(json.stakeToken).to.equal(null);
+    expect(json.minSelfStake).to.equal(DEFAULT_PARAMETERS.minSelfStake.toString());
+    expect(json.maxSlashBps).to.equal(DEFAULT_PARAMETERS.maxSlashBps);
+    expect(json.tierThresholds).to.deep.equal(DEFAULT_PARAMETERS.tierThresholds.map(String));
+    expect(JSON.parse(JSON.stringify(json))).to.deep.equal(json);
+  });
+});
