@@ -49,8 +49,9 @@ const PARAMETER_NAMES = [
 ] as const satisfies readonly (keyof InframeshParameters)[];
 
 // Bounds NodeStaking enforces (see _setParameters / _setTierThresholds). minSelfStake is held
-// in a uint96 once the parameters are packed into one slot: the tighter bound serves both layouts.
+// in a uint96 (the parameters share one storage slot).
 const MAX_BPS = 10_000;
+const MAX_SLASH_BPS = 5_000;
 const MAX_PERIOD = 365n * 86_400n;
 const MAX_TIERS = 16;
 const MAX_MIN_SELF_STAKE = 2n ** 96n - 1n;
@@ -83,8 +84,8 @@ function toUint(name: string, value: unknown, max: bigint = MAX_UINT256): bigint
   return n;
 }
 
-function toBps(name: string, value: unknown): number {
-  return Number(toUint(name, value, BigInt(MAX_BPS)));
+function toBps(name: string, value: unknown, max = MAX_BPS): number {
+  return Number(toUint(name, value, BigInt(max)));
 }
 
 function toList(name: string, value: unknown): unknown[] {
@@ -129,7 +130,9 @@ export function resolveParameters(file: unknown, deployerAddress: string): Infra
       ? toUint("unbondingPeriod", given.unbondingPeriod, MAX_PERIOD)
       : DEFAULT_PARAMETERS.unbondingPeriod,
     jailPeriod: has("jailPeriod") ? toUint("jailPeriod", given.jailPeriod, MAX_PERIOD) : DEFAULT_PARAMETERS.jailPeriod,
-    maxSlashBps: has("maxSlashBps") ? toBps("maxSlashBps", given.maxSlashBps) : DEFAULT_PARAMETERS.maxSlashBps,
+    maxSlashBps: has("maxSlashBps")
+      ? toBps("maxSlashBps", given.maxSlashBps, MAX_SLASH_BPS)
+      : DEFAULT_PARAMETERS.maxSlashBps,
     burnBps: has("burnBps") ? toBps("burnBps", given.burnBps) : DEFAULT_PARAMETERS.burnBps,
     tierThresholds: has("tierThresholds")
       ? toList("tierThresholds", given.tierThresholds).map((t, i) => toUint(`tierThresholds[${i}]`, t))

@@ -89,7 +89,7 @@ describe("deploy parameters", function () {
     rejects({ Inframesh: { unbondingPeriod: 366 * 86_400 } }, /unbondingPeriod is out of range/);
     rejects({ Inframesh: { jailPeriod: 366 * 86_400 } }, /jailPeriod is out of range/);
     rejects({ Inframesh: { maxSlashBps: 0 } }, /maxSlashBps must be positive/);
-    rejects({ Inframesh: { maxSlashBps: 10_001 } }, /maxSlashBps is out of range/);
+    rejects({ Inframesh: { maxSlashBps: 5_001 } }, /maxSlashBps is out of range: 5001 \(max 5000\)/);
     rejects({ Inframesh: { burnBps: 10_001 } }, /burnBps is out of range/);
     rejects({ Inframesh: { tierThresholds: [2, 2] } }, /strictly ascending: \[1\] 2 <= 2/);
     rejects({ Inframesh: { tierThresholds: Array.from({ length: 17 }, (_, i) => i + 1) } }, /at most 16/);
