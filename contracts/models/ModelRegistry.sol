@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 import {ShardMerkle} from "./ShardMerkle.sol";
 
@@ -11,6 +13,8 @@ import {ShardMerkle} from "./ShardMerkle.sol";
 /// publisher alone changes it. Versions are never edited except for their price, which moves
 /// only through `setMatureModel` and always with an event.
 contract ModelRegistry is IModelRegistry {
+    using SafeCast for uint256;
+
     // ------------------------------------------------------------------ constants
 
     /// @notice Longest model name, in bytes.
@@ -197,7 +201,7 @@ contract ModelRegistry is IModelRegistry {
 
         Model storage model = _models[modelId];
         version = model.versionCount;
-        model.versionCount = uint32(version + 1);
+        model.versionCount = (version + 1).toUint32();
         _versionByName[modelId][keccak256(bytes(input.version))] = version + 1;
         _versionByManifest[modelId][keccak256(bytes(input.manifestHash))] = version + 1;
 
@@ -233,6 +237,7 @@ contract ModelRegistry is IModelRegistry {
             stored.price = uint96(price);
             emit VersionPriceSet(modelId, version, previousPrice, price);
         }
+        // Fits: `publishVersion` counts versions in 32 bits, so every stored version + 1 does.
         _models[modelId].servingVersionPlusOne = uint32(versionPlusOne);
         emit MatureModelSet(modelId, version, stored.manifestHash, price);
     }
