@@ -6,6 +6,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { get as httpGet, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { isHexHash } from "../manifest/hash.ts";
 
@@ -65,6 +66,18 @@ async function partialState(path: string): Promise<{ hash: Hash; size: number }>
 }
 
 /** One attempt against one peer; returns when `partial` holds the whole blob with the right hash. */
+/** GET over node:http (about twice the loopback throughput of fetch here); the signal bounds the whole attempt. */
+function get(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet(url, { headers, signal }, resolve);
+    request.on("error", reject);
+  });
+}
+
+/** Bytes gathered before each disk write: fewer, larger writes than one per socket chunk. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** One attempt against one peer; returns when `partial` holds the whole blob with the right hash. */
 async function attempt(
   peer: string,
   hash: string,
@@ -73,24 +86,27 @@ async function attempt(
 ) {
   let { hash: digest, size: have } = await partialState(partial);
   const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-` } : {};
-  const response = await fetch(`${peer.replace(/\/$/, "")}/blob/${hash}`, {
+  const response = await get(
+    `${peer.replace(/\/$/, "")}/blob/${hash}`,
     headers,
-    signal: AbortSignal.timeout(options.timeoutMs),
-  });
-  if (response.status === 416 && have > 0) {
-    await response.body?.cancel();
+    AbortSignal.timeout(options.timeoutMs),
+  );
+  const status = response.statusCode ?? 0;
+  if (status === 416 && have > 0) {
+    response.resume();
     if (digest.copy().digest("hex") === hash) return;
     await rm(partial, { force: true });
     throw new AttemptError("partial download did not match; restarting");
   }
-  if (response.status !== 200 && response.status !== 206) {
-    await response.body?.cancel();
-    throw new AttemptError(`HTTP ${response.status}`);
+  if (status !== 200 && status !== 206) {
+    response.resume();
+    throw new AttemptError(`HTTP ${status}`);
   }
-  const append = response.status === 206;
-  if (append && !new RegExp(`^bytes ${have}-`).test(response.headers.get("content-range") ?? "")) {
-    await response.body?.cancel();
-    throw new AttemptError(`unexpected content-range ${response.headers.get("content-range")}`);
+  const append = status === 206;
+  const contentRange = response.headers["content-range"] ?? "";
+  if (append && !contentRange.startsWith(`bytes ${have}-`)) {
+    response.destroy();
+    throw new AttemptError(`unexpected content-range ${contentRange}`);
   }
   if (!append) {
     digest = createHash("sha256");
@@ -99,17 +115,25 @@ async function attempt(
   const file = await open(partial, append ? "a" : "w");
   let oversize = false;
   try {
-    if (response.body) {
-      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        have += chunk.length;
-        if (have > options.maxBytes) {
-          oversize = true;
-          break;
-        }
-        digest.update(chunk);
-        await file.write(chunk);
+    let batch: Buffer[] = [];
+    let batched = 0;
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      have += chunk.length;
+      if (have > options.maxBytes) {
+        oversize = true;
+        response.destroy();
+        break;
+      }
+      digest.update(chunk);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH_BYTES) {
+        await file.write(Buffer.concat(batch, batched));
+        batch = [];
+        batched = 0;
       }
     }
+    if (!oversize && batched > 0) await file.write(Buffer.concat(batch, batched));
     await file.sync();
   } finally {
     await file.close();
