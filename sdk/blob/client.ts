@@ -1,0 +1,210 @@
+// Fetches content-addressed blobs from several peers: each blob is tried peer after peer (starting
+// at a different peer per blob to spread load) with a per-attempt timeout and a few rounds of
+// retries; the first copy whose sha256 matches wins. Downloads land in `<dir>/.<hash>.partial`
+// and resume from there with a Range request (after any failure, or after a restart), then are
+// renamed to `<dir>/<hash>`. Many blobs are fetched with bounded parallelism.
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { get as httpGet, type IncomingMessage } from "node:http";
+import { join } from "node:path";
+import { isHexHash } from "../manifest/hash.ts";
+
+export interface FetchOptions {
+  /** Peer base URLs, e.g. http://127.0.0.1:41234 */
+  peers: readonly string[];
+  /** Directory that receives `<hash>`. */
+  dir: string;
+  /** Milliseconds one attempt (one peer, one request) may take. */
+  timeoutMs?: number;
+  /** Rounds over all peers before giving up. */
+  rounds?: number;
+  /** Refuse blobs larger than this many bytes. */
+  maxBytes?: number;
+  /** Milliseconds to wait between rounds. */
+  retryDelayMs?: number;
+}
+
+export interface PeerFailure {
+  peer: string;
+  reason: string;
+}
+
+export class BlobFetchError extends Error {
+  readonly hash: string;
+  readonly failures: readonly PeerFailure[];
+
+  constructor(hash: string, failures: readonly PeerFailure[], options?: ErrorOptions) {
+    super(`could not fetch blob ${hash} from any peer (${failures.length} attempts failed)`, options);
+    this.name = "BlobFetchError";
+    this.hash = hash;
+    this.failures = failures;
+  }
+}
+
+class AttemptError extends Error {
+  override name = "AttemptError";
+}
+
+async function hashFile(path: string): Promise<{ hash: Hash; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { hash, size };
+}
+
+async function partialState(path: string): Promise<{ hash: Hash; size: number }> {
+  try {
+    await stat(path);
+  } catch {
+    return { hash: createHash("sha256"), size: 0 };
+  }
+  return hashFile(path);
+}
+
+/** One attempt against one peer; returns when `partial` holds the whole blob with the right hash. */
+/** GET over node:http (about twice the loopback throughput of fetch here); the signal bounds the whole attempt. */
+function get(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet(url, { headers, signal }, resolve);
+    request.on("error", reject);
+  });
+}
+
+/** Bytes gathered before each disk write: fewer, larger writes than one per socket chunk. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** One attempt against one peer; returns when `partial` holds the whole blob with the right hash. */
+async function attempt(
+  peer: string,
+  hash: string,
+  partial: string,
+  options: Required<Omit<FetchOptions, "peers" | "dir">>,
+) {
+  let { hash: digest, size: have } = await partialState(partial);
+  const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-` } : {};
+  const response = await get(
+    `${peer.replace(/\/$/, "")}/blob/${hash}`,
+    headers,
+    AbortSignal.timeout(options.timeoutMs),
+  );
+  const status = response.statusCode ?? 0;
+  if (status === 416 && have > 0) {
+    response.resume();
+    if (digest.copy().digest("hex") === hash) return;
+    await rm(partial, { force: true });
+    throw new AttemptError("partial download did not match; restarting");
+  }
+  if (status !== 200 && status !== 206) {
+    response.resume();
+    throw new AttemptError(`HTTP ${status}`);
+  }
+  const append = status === 206;
+  const contentRange = response.headers["content-range"] ?? "";
+  if (append && !contentRange.startsWith(`bytes ${have}-`)) {
+    response.destroy();
+    throw new AttemptError(`unexpected content-range ${contentRange}`);
+  }
+  if (!append) {
+    digest = createHash("sha256");
+    have = 0;
+  }
+  const file = await open(partial, append ? "a" : "w");
+  let oversize = false;
+  try {
+    let batch: Buffer[] = [];
+    let batched = 0;
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      have += chunk.length;
+      if (have > options.maxBytes) {
+        oversize = true;
+        response.destroy();
+        break;
+      }
+      digest.update(chunk);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH_BYTES) {
+        await file.write(Buffer.concat(batch, batched));
+        batch = [];
+        batched = 0;
+      }
+    }
+    if (!oversize && batched > 0) await file.write(Buffer.concat(batch, batched));
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  if (oversize) {
+    await rm(partial, { force: true });
+    throw new AttemptError(`blob exceeds ${options.maxBytes} bytes`);
+  }
+  const actual = digest.digest("hex");
+  if (actual !== hash) {
+    await rm(partial, { force: true });
+    throw new AttemptError(`content hashes to ${actual}`);
+  }
+}
+
+/** Fetches one blob into `<dir>/<hash>` and returns that path. */
+export async function fetchBlob(hash: string, options: FetchOptions, startAt = 0): Promise<string> {
+  if (!isHexHash(hash)) throw new TypeError(`not a blob hash: ${JSON.stringify(hash)}`);
+  if (options.peers.length === 0) throw new BlobFetchError(hash, []);
+  const settings = {
+    timeoutMs: options.timeoutMs ?? 30_000,
+    rounds: options.rounds ?? 3,
+    maxBytes: options.maxBytes ?? Number.MAX_SAFE_INTEGER,
+    retryDelayMs: options.retryDelayMs ?? 200,
+  };
+  await mkdir(options.dir, { recursive: true });
+  const target = join(options.dir, hash);
+  try {
+    const existing = await hashFile(target);
+    if (existing.hash.digest("hex") === hash) return target;
+  } catch {
+    // absent: fetch it
+  }
+  const partial = join(options.dir, `.${hash}.partial`);
+  const failures: PeerFailure[] = [];
+  for (let round = 0; round < settings.rounds; round++) {
+    if (round > 0) await new Promise((r) => setTimeout(r, settings.retryDelayMs));
+    for (let i = 0; i < options.peers.length; i++) {
+      const peer = options.peers[(startAt + i) % options.peers.length]!;
+      try {
+        await attempt(peer, hash, partial, settings);
+        await rename(partial, target);
+        return target;
+      } catch (error) {
+        const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        failures.push({ peer, reason });
+      }
+    }
+  }
+  throw new BlobFetchError(hash, failures);
+}
+
+/** Fetches many blobs with at most `concurrency` downloads at a time; resolves to their paths in order. */
+export async function fetchBlobs(
+  hashes: readonly string[],
+  options: FetchOptions & { concurrency?: number },
+): Promise<string[]> {
+  const results: string[] = new Array<string>(hashes.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < hashes.length) {
+      const index = next++;
+      try {
+        results[index] = await fetchBlob(hashes[index]!, options, index);
+      } catch (error) {
+        next = hashes.length; // stop the other workers from starting new downloads
+        throw error;
+      }
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 4, hashes.length)) }, worker);
+  await Promise.all(workers);
+  return results;
+}

@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { BlobFetchError, fetchBlob, fetchBlobs } from "../../sdk/blob/client.ts";
+import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
+import { sha256 } from "../../sdk/manifest/hash.ts";
+
+const hex = (b: Buffer) => sha256(b).toString("hex");
+
+/** A plain HTTP server answering every request with `handler`; for peers that misbehave. */
+async function rogue(handler: Parameters<typeof createServer>[1]): Promise<{ url: string; server: Server }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+async function closeServer(server: Server) {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+}
+
+describe("multi-peer blob client (sdk/blob/client.ts)", function () {
+  this.timeout(30_000);
+  let root: string;
+  let peers: BlobServer[];
+  const blobs = Array.from({ length: 14 }, (_, i) => randomBytes(20_000 + i));
+  const hashes = blobs.map(hex);
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "inframesh-client-"));
+    peers = [];
+    for (let p = 0; p < 3; p++) {
+      const peer = await startBlobServer({ dir: join(root, `peer-${p}`) });
+      peers.push(peer);
+      // Each peer holds the blobs whose index is not p (mod 3): every blob is on two peers.
+      for (const [i, blob] of blobs.entries()) {
+        if (i % 3 !== p) await fetch(`${peer.url}/blob/${hashes[i]}`, { method: "PUT", body: blob });
+      }
+    }
+  });
+
+  after(async () => {
+    for (const peer of peers) await peer.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("fetches every blob from peers that each miss some, with bounded parallelism", async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const count = (_req: unknown, res: { on(event: "close", listener: () => void): unknown }) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      res.on("close", () => inFlight--);
+    };
+    for (const peer of peers) peer.server.on("request", count);
+    const dir = join(root, "fetched");
+    const paths = await fetchBlobs(hashes, { peers: peers.map((p) => p.url), dir, concurrency: 2 });
+    for (const [i, path] of paths.entries()) expect((await readFile(path)).equals(blobs[i]!)).to.equal(true);
+    expect(maxInFlight).to.be.at.most(2);
+    expect((await readdir(dir)).filter((n) => n.endsWith(".partial"))).to.deep.equal([]);
+    for (const peer of peers) peer.server.off("request", count);
+  });
+
+  it("skips a dead peer, a peer serving wrong bytes and a peer that hangs; the first valid copy wins", async () => {
+    const liar = await rogue((_req, res) => res.end(randomBytes(100)));
+    const hang = await rogue(() => {});
+    try {
+      const dead = "http://127.0.0.1:1";
+      const good = peers[1]!.url; // holds blob 0
+      const dir = join(root, "failover");
+      const path = await fetchBlob(hashes[0]!, { peers: [dead, liar.url, hang.url, good], dir, timeoutMs: 300 });
+      expect((await readFile(path)).equals(blobs[0]!)).to.equal(true);
+      expect((await readdir(dir)).filter((n) => n.endsWith(".partial"))).to.deep.equal([]);
+    } finally {
+      await closeServer(liar.server);
+      await closeServer(hang.server);
+    }
+  });
+
+  it("resumes a partial download with a Range request", async () => {
+    const dir = join(root, "resume");
+    const blob = blobs[1]!;
+    const ranges: (string | undefined)[] = [];
+    const peer = peers[0]!; // holds blob 1
+    const record = (req: { headers: { range?: string } }) => ranges.push(req.headers.range);
+    peer.server.on("request", record);
+    try {
+      await fetchBlob(hashes[0]!, { peers: [peers[1]!.url], dir }); // creates dir
+      await writeFile(join(dir, `.${hashes[1]}.partial`), blob.subarray(0, 12_345));
+      const path = await fetchBlob(hashes[1]!, { peers: [peer.url], dir });
+      expect((await readFile(path)).equals(blob)).to.equal(true);
+      expect(ranges).to.deep.equal(["bytes=12345-"]);
+    } finally {
+      peer.server.off("request", record);
+    }
+  });
+
+  it("restarts when a resumed partial turns out corrupt", async () => {
+    const dir = join(root, "corrupt-partial");
+    await fetchBlob(hashes[0]!, { peers: [peers[1]!.url], dir });
+    const corrupt = Buffer.from(blobs[1]!.subarray(0, 5_000));
+    corrupt[10]! ^= 0xff;
+    await writeFile(join(dir, `.${hashes[1]}.partial`), corrupt);
+    const path = await fetchBlob(hashes[1]!, { peers: [peers[0]!.url], dir, retryDelayMs: 10 });
+    expect((await readFile(path)).equals(blobs[1]!)).to.equal(true);
+  });
+
+  it("fails clearly, naming each peer's failure, when no peer has a valid copy", async () => {
+    const absent = hex(Buffer.from("nobody has this"));
+    try {
+      await fetchBlob(absent, {
+        peers: peers.map((p) => p.url),
+        dir: join(root, "absent"),
+        rounds: 2,
+        retryDelayMs: 1,
+      });
+      expect.fail("expected a BlobFetchError");
+    } catch (error) {
+      expect(error).to.be.instanceOf(BlobFetchError);
+      const e = error as BlobFetchError;
+      expect(e.hash).to.equal(absent);
+      expect(e.failures).to.have.length(6);
+      expect(e.failures.map((f) => f.reason)).to.deep.equal(Array(6).fill("AttemptError: HTTP 404"));
+    }
+  });
+
+  it("refuses a blob above maxBytes and keeps no partial", async () => {
+    const dir = join(root, "max");
+    try {
+      await fetchBlob(hashes[2]!, { peers: [peers[0]!.url], dir, maxBytes: 1000, rounds: 1 });
+      expect.fail("expected a BlobFetchError");
+    } catch (error) {
+      expect((error as BlobFetchError).failures[0]!.reason).to.include("exceeds 1000 bytes");
+    }
+    expect(await readdir(dir)).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,198 @@
+// The loader end to end on a local chain and local blob peers: publish → manifest →
+// setMatureModel → a fresh loader on another cache directory rebuilds and verifies the weights.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { network } from "hardhat";
+import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
+import { buildManifest, type BuildResult } from "../../sdk/manifest/builder.ts";
+import { hashToHex, sha256 } from "../../sdk/manifest/hash.ts";
+import { LoaderError, loadModel, registryPointerReader, type ReadServingPointer } from "../../sdk/manifest/loader.ts";
+
+const { ethers } = await network.connect();
+const deployRegistry = () => ethers.deployContract("ModelRegistry");
+
+function combinations(items: number[], size: number): number[][] {
+  if (size === 0) return [[]];
+  return items.flatMap((first, i) => combinations(items.slice(i + 1), size - 1).map((rest) => [first, ...rest]));
+}
+
+/** A peer serving the files of `dir` (named by hash) but 404 for `withheld` and wrong bytes for `lies`. */
+async function filteringPeer(dir: string, withheld: Set<string>, lies: Set<string> = new Set()) {
+  const server: Server = createServer((req, res) => {
+    const hash = (req.url ?? "").split("/").pop() ?? "";
+    if (withheld.has(hash)) {
+      res.statusCode = 404;
+      return res.end();
+    }
+    if (lies.has(hash)) return res.end(randomBytes(64));
+    readFile(join(dir, hash)).then(
+      (body) => res.end(body),
+      () => {
+        res.statusCode = 404;
+        res.end();
+      },
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe("model loader (sdk/manifest/loader.ts)", function () {
+  this.timeout(300_000);
+  let root: string;
+  let weights: Buffer;
+  let built: BuildResult;
+  let publishDir: string;
+  let store: BlobServer;
+  let readPointer: ReadServingPointer;
+  let modelId: bigint;
+  let registry: Awaited<ReturnType<typeof deployRegistry>>;
+
+  const version = (manifestHash: string, shardRoot: string, shardCount: number, name: string) => ({
+    version: name,
+    descriptorHash: `0x${hashToHex(sha256(Buffer.from("model.yaml")))}`,
+    manifestHash,
+    shardRoot: `0x${shardRoot}`,
+    shardCount,
+    price: 10n,
+    zkVerifier: ethers.ZeroAddress,
+    verifyingKeyHash: ethers.ZeroHash,
+    access: { kind: 0, token: ethers.ZeroAddress, threshold: 0n },
+  });
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "inframesh-loader-"));
+    weights = randomBytes(100_003);
+    const weightsPath = join(root, "model.onnx");
+    await writeFile(weightsPath, weights);
+    publishDir = join(root, "publish");
+    built = await buildManifest({ weightsPath, outDir: publishDir, version: "1.0.0", modelKind: "onnx" });
+    store = await startBlobServer({ dir: join(root, "store") });
+    for (const path of new Set([built.manifestPath, ...built.shardPaths])) {
+      const body = await readFile(path);
+      const reply = await fetch(`${store.url}/blob/${hashToHex(sha256(body))}`, { method: "PUT", body });
+      expect(reply.status).to.equal(201);
+    }
+    registry = await deployRegistry();
+    await (await registry.registerModel("loader-model")).wait();
+    modelId = 1n;
+    const m = built.manifest;
+    await (await registry.publishVersion(modelId, version(built.manifestHash, m.merkle_root, 14, "1.0.0"))).wait();
+    await (await registry.setMatureModel(modelId, built.manifestHash, 10n)).wait();
+    readPointer = registryPointerReader(registry);
+  });
+
+  after(async () => {
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("loads the serving version into a fresh cache, then serves it from the cache", async () => {
+    const cacheDir = join(root, "cache-a");
+    const loaded = await loadModel({ modelId, readPointer, peers: [store.url], cacheDir });
+    expect(loaded.fetched).to.equal(true);
+    expect(loaded.version).to.equal(0n);
+    expect(loaded.manifestHash).to.equal(built.manifestHash);
+    expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
+    expect(loaded.weightsPath).to.equal(join(cacheDir, "models", built.manifestHash, "weights"));
+    expect((await readdir(cacheDir)).filter((n) => n.startsWith(".staging"))).to.deep.equal([]);
+    const again = await loadModel({ modelId, readPointer, peers: [], cacheDir });
+    expect(again.fetched).to.equal(false);
+    expect(again.manifest).to.deep.equal(built.manifest);
+  });
+
+  it("loads with every one of the 1001 ways to withhold 4 of the 14 shards", async () => {
+    const withheld = new Set<string>();
+    const peer = await filteringPeer(publishDir, withheld);
+    try {
+      const losses = combinations([...Array(14).keys()], 4);
+      expect(losses).to.have.length(1001);
+      for (const [n, lost] of losses.entries()) {
+        withheld.clear();
+        for (const i of lost) withheld.add(built.manifest.shards[i]!.hash);
+        const cacheDir = join(root, `cache-loss-${n}`);
+        const loaded = await loadModel({ modelId, readPointer, peers: [peer.url], cacheDir, rounds: 1 });
+        if (!(await readFile(loaded.weightsPath)).equals(weights))
+          expect.fail(`wrong weights losing ${lost.join(",")}`);
+        await rm(cacheDir, { recursive: true, force: true });
+      }
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("fails clearly with 5 shards withheld and installs nothing", async () => {
+    const lost = [0, 2, 5, 10, 13];
+    const peer = await filteringPeer(publishDir, new Set(lost.map((i) => built.manifest.shards[i]!.hash)));
+    const cacheDir = join(root, "cache-five");
+    try {
+      await loadModel({ modelId, readPointer, peers: [peer.url], cacheDir, rounds: 1 });
+      expect.fail("expected a LoaderError");
+    } catch (error) {
+      expect(error).to.be.instanceOf(LoaderError);
+      expect((error as LoaderError).code).to.equal("TOO_FEW_SHARDS");
+      expect((error as LoaderError).message).to.equal(
+        "found 9 of the 10 shards needed; no peer had a valid copy of shards 0, 2, 5, 10, 13",
+      );
+    } finally {
+      await peer.close();
+    }
+    expect(await readdir(cacheDir)).to.deep.equal(["blobs"]);
+  });
+
+  it("skips a peer that serves corrupted shards and the manifest, using an honest one", async () => {
+    const lies = new Set([built.manifestHash, ...built.manifest.shards.slice(0, 7).map((s) => s.hash)]);
+    const liar = await filteringPeer(publishDir, new Set(), lies);
+    try {
+      const cacheDir = join(root, "cache-liar");
+      const loaded = await loadModel({ modelId, readPointer, peers: [liar.url, store.url], cacheDir, rounds: 1 });
+      expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
+      // Only a forged manifest served: nobody has a valid copy.
+      const alone = loadModel({
+        modelId,
+        readPointer,
+        peers: [liar.url],
+        cacheDir: join(root, "cache-liar-2"),
+        rounds: 1,
+      });
+      await alone.then(
+        () => expect.fail("expected a LoaderError"),
+        (error: LoaderError) => expect(error.code).to.equal("MANIFEST_UNAVAILABLE"),
+      );
+    } finally {
+      await liar.close();
+    }
+  });
+
+  it("refuses a manifest whose root differs from the chain's, and a model with no serving version", async () => {
+    await (await registry.registerModel("forged-model")).wait();
+    const wrongRoot = hashToHex(sha256(Buffer.from("not the root")));
+    await (await registry.publishVersion(2n, version(built.manifestHash, wrongRoot, 14, "9.9.9"))).wait();
+    await (await registry.setMatureModel(2n, built.manifestHash, 1n)).wait();
+    const cacheDir = join(root, "cache-forged");
+    await loadModel({ modelId: 2n, readPointer, peers: [store.url], cacheDir }).then(
+      () => expect.fail("expected a LoaderError"),
+      (error: LoaderError) => {
+        expect(error.code).to.equal("CHAIN_MISMATCH");
+        expect(error.message).to.include(`the chain says ${wrongRoot}`);
+      },
+    );
+    expect(await readdir(cacheDir)).to.deep.equal(["blobs"]);
+    await (await registry.registerModel("unpublished")).wait();
+    await loadModel({ modelId: 3n, readPointer, peers: [store.url], cacheDir }).then(
+      () => expect.fail("expected a LoaderError"),
+      (error: LoaderError) => expect(error.code).to.equal("NO_SERVING_VERSION"),
+    );
+  });
+});
