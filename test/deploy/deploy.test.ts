@@ -128,7 +128,7 @@ describe("npx hardhat deploy", function () {
     await writeFile(file, JSON.stringify({ Inframesh: { maxSlashBps: 20_000 } }));
     const run = await runHardhat(["deploy", "--network", "localhost", "--parameters", file], { env });
     expect(run.code).to.not.equal(0);
-    expect(run.output).to.include("Invalid deploy parameters: maxSlashBps is out of range: 20000 (max 10000)");
+    expect(run.output).to.include("Invalid deploy parameters: maxSlashBps is out of range: 20000 (max 5000)");
     expect(run.output).to.not.include("An unexpected error occurred");
     expect(await blockNumber()).to.equal(before);
   });
