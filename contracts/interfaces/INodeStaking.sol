@@ -7,7 +7,10 @@ pragma solidity ^0.8.24;
 /// the active pool (stake that earns rewards and counts for tiers) and the unbonding pool
 /// (stake waiting out the unbonding period, still slashable). Slashes and rewards change a
 /// pool's token total, never any staker's share count, so both are O(1) whatever the number
-/// of delegators. Every balance can be rebuilt from this interface's events.
+/// of delegators. One exception keeps exits open after extreme slashing: when slashes leave the
+/// unbonding pool's shares 256 times below their initial price, every share count of that pool
+/// is divided by a power of two (`UnbondingPoolRedenominated`). Every balance can be rebuilt
+/// from this interface's events.
 interface INodeStaking {
     // ------------------------------------------------------------------ types
 
@@ -105,6 +108,11 @@ interface INodeStaking {
         uint256 redistributed,
         uint64 jailedUntil
     );
+
+    /// @notice Every share count of `node`'s unbonding pool (total and locks) was divided by 2^`bits`;
+    /// `scale` is the total number of bits divided so far. Lock share counts in earlier events are
+    /// in the denomination of their time.
+    event UnbondingPoolRedenominated(address indexed node, uint256 bits, uint64 scale);
 
     /// @notice Slashed tokens owed to the burn address and the redistribution recipient were paid out.
     event SlashedStakeReleased(address indexed recipient, uint256 redistributed, uint256 burned);
@@ -329,7 +337,8 @@ interface INodeStaking {
     /// @notice Number of unbonding locks `staker` has created on `node` (lock ids are 0 .. count-1).
     function lockCount(address node, address staker) external view returns (uint256);
 
-    /// @notice An unbonding lock (zero shares when it does not exist or was used).
+    /// @notice An unbonding lock (zero shares when it does not exist or was used), its shares
+    /// counted in the unbonding pool's current denomination.
     function unbondingLock(address node, address staker, uint256 lockId) external view returns (UnbondingLock memory);
 
     /// @notice Tokens an unbonding lock is worth now (slashes included).

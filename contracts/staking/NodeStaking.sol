@@ -49,6 +49,9 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     /// still prices new stake.
     uint256 private constant VIRTUAL_SHARES = 1e6;
     uint256 private constant VIRTUAL_STAKE = 1;
+    /// @dev How far below its initial price (1 wei per VIRTUAL_SHARES shares) a slash may push the
+    /// unbonding pool's share price before the pool is re-denominated (see `_redenominateUnbonding`).
+    uint256 private constant MAX_UNBONDING_DILUTION = 2 ** 8;
 
     /// @notice The staking and slashing token.
     IERC20 public immutable STAKE_TOKEN;
@@ -90,7 +93,17 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     mapping(address node => Pool) private _active;
     mapping(address node => Pool) private _unbonding;
     mapping(address node => mapping(address staker => StakeRecord)) private _stakes;
-    mapping(address node => mapping(address staker => mapping(uint256 lockId => UnbondingLock))) private _locks;
+    /// @dev One slot: an unbonding lock, its `shares` counted in the unbonding pool's denomination
+    /// (`scale`) of the time it was made.
+    struct LockRecord {
+        uint128 shares;
+        uint64 withdrawableAt;
+        uint64 scale;
+    }
+
+    mapping(address node => mapping(address staker => mapping(uint256 lockId => LockRecord))) private _locks;
+    /// @dev Bits by which each node's unbonding-pool share counts have been divided so far.
+    mapping(address node => uint64) private _unbondingScale;
     mapping(bytes32 evidenceHash => bool) private _evidenceUsed;
 
     // ------------------------------------------------------------------ modifiers
@@ -204,6 +217,30 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
         fromUnbonding = amount - fromActive;
         active.stake = (activeStake - fromActive).toUint128();
         unbonding.stake -= fromUnbonding.toUint128();
+        _redenominateUnbonding(node, unbonding);
+    }
+
+    /// @dev Slashes lower the unbonding pool's share price. Left alone, a pool slashed towards
+    /// dust would mint ever larger share counts for later unbonds until they overflow 128 bits,
+    /// and active stake could no longer leave. So once the price is MAX_UNBONDING_DILUTION times
+    /// below its initial one, every share count of the pool (its total and, lazily, each lock's)
+    /// is divided by 2^floor(log2(dilution)), which restores the price to within 2x of the
+    /// initial one. Rounding costs each lock less than one new share: about a millionth of a wei.
+    function _redenominateUnbonding(address node, Pool storage unbonding) internal {
+        uint256 shares = unbonding.shares;
+        uint256 dilution = (shares + VIRTUAL_SHARES) / ((uint256(unbonding.stake) + VIRTUAL_STAKE) * VIRTUAL_SHARES);
+        if (dilution < MAX_UNBONDING_DILUTION) return;
+        uint256 bits = Math.log2(dilution);
+        uint64 scale = _unbondingScale[node] + uint64(bits);
+        unbonding.shares = uint128(shares >> bits);
+        _unbondingScale[node] = scale;
+        emit UnbondingPoolRedenominated(node, bits, scale);
+    }
+
+    /// @dev A lock's shares in its pool's current denomination `scale`.
+    function _lockShares(LockRecord memory lock, uint64 scale) internal pure returns (uint256) {
+        uint256 shift = scale - lock.scale;
+        return shift >= 128 ? 0 : uint256(lock.shares) >> shift;
     }
 
     /// @dev Extends (never shortens) the node's jail to `jailPeriod` from now.
@@ -328,41 +365,48 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
         _stakes[node][msg.sender] = StakeRecord(current.shares - activeShares.toUint128(), current.lockCount + 1);
         _active[node] = Pool(active.stake - amount.toUint128(), active.shares - activeShares.toUint128());
         _unbonding[node] = Pool(unbonding.stake + amount.toUint128(), unbonding.shares + unbondingShares.toUint128());
-        _locks[node][msg.sender][lockId] = UnbondingLock(unbondingShares.toUint128(), withdrawableAt);
+        _locks[node][msg.sender][lockId] = LockRecord(
+            unbondingShares.toUint128(),
+            withdrawableAt,
+            _unbondingScale[node]
+        );
         emit Unbonded(node, msg.sender, lockId, amount, activeShares, unbondingShares, withdrawableAt);
     }
 
     /// @inheritdoc INodeStaking
     function rebond(address node, uint256 lockId) external whenNotPaused returns (uint256 shares) {
-        UnbondingLock memory lock = _locks[node][msg.sender][lockId];
+        LockRecord memory lock = _locks[node][msg.sender][lockId];
         if (lock.shares == 0) revert LockNotFound(node, msg.sender, lockId);
+        uint256 lockShares = _lockShares(lock, _unbondingScale[node]);
         Pool memory unbonding = _unbonding[node];
-        uint256 amount = _toStake(lock.shares, unbonding);
+        uint256 amount = _toStake(lockShares, unbonding);
         Pool memory active = _active[node];
         shares = _toShares(amount, active);
         if (shares == 0) revert AmountTooSmall(amount);
         _checkMintable(node, active.shares, shares);
 
         delete _locks[node][msg.sender][lockId];
-        _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - lock.shares);
+        _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - uint128(lockShares));
         _active[node] = Pool(active.stake + amount.toUint128(), active.shares + shares.toUint128());
         _stakes[node][msg.sender].shares += shares.toUint128();
-        emit Rebonded(node, msg.sender, lockId, amount, lock.shares, shares);
+        emit Rebonded(node, msg.sender, lockId, amount, lockShares, shares);
     }
 
     /// @inheritdoc INodeStaking
-    function withdraw(address node, uint256 lockId) external nonReentrant returns (uint256 amount) {
-        UnbondingLock memory lock = _locks[node][msg.sender][lockId];
+    // No reentrancy guard: the lock is deleted and the pool updated before the token moves.
+    function withdraw(address node, uint256 lockId) external returns (uint256 amount) {
+        LockRecord memory lock = _locks[node][msg.sender][lockId];
         if (lock.shares == 0) revert LockNotFound(node, msg.sender, lockId);
         if (block.timestamp < lock.withdrawableAt) {
             revert LockNotMatured(lockId, lock.withdrawableAt, block.timestamp);
         }
+        uint256 lockShares = _lockShares(lock, _unbondingScale[node]);
         Pool memory unbonding = _unbonding[node];
-        amount = _toStake(lock.shares, unbonding);
+        amount = _toStake(lockShares, unbonding);
 
         delete _locks[node][msg.sender][lockId];
-        _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - lock.shares);
-        emit Withdrawn(node, msg.sender, lockId, amount, lock.shares);
+        _unbonding[node] = Pool(unbonding.stake - amount.toUint128(), unbonding.shares - uint128(lockShares));
+        emit Withdrawn(node, msg.sender, lockId, amount, lockShares);
         if (amount > 0) STAKE_TOKEN.safeTransfer(msg.sender, amount);
     }
 
@@ -514,13 +558,14 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc INodeStaking
-    function unbondingLock(address node, address staker, uint256 lockId) external view returns (UnbondingLock memory) {
-        return _locks[node][staker][lockId];
+    function unbondingLock(address node, address staker, uint256 lockId) public view returns (UnbondingLock memory) {
+        LockRecord memory lock = _locks[node][staker][lockId];
+        return UnbondingLock(uint128(_lockShares(lock, _unbondingScale[node])), lock.withdrawableAt);
     }
 
     /// @inheritdoc INodeStaking
     function lockValue(address node, address staker, uint256 lockId) external view returns (uint256) {
-        return _toStake(_locks[node][staker][lockId].shares, _unbonding[node]);
+        return _toStake(unbondingLock(node, staker, lockId).shares, _unbonding[node]);
     }
 
     /// @inheritdoc INodeStaking
