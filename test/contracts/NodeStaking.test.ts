@@ -1259,6 +1259,20 @@ describe("NodeStaking", function () {
   });
 
   describe("releaseSlashedStake", function () {
+    it("keeps slashedTotal cumulative across releases while slashedOwed returns to zero", async function () {
+      const fx = await loadFixture(unbondingFixture);
+      const [op] = fx.operators;
+      await (await fx.staking.connect(fx.slasher).slash(op.address, tokens(100), ethers.id("t1"))).wait();
+      await (await fx.staking.releaseSlashedStake()).wait();
+      expect(await fx.staking.slashedOwed()).to.deep.equal([0n, 0n]);
+      await (await fx.staking.connect(fx.slasher).slash(op.address, tokens(10), ethers.id("t2"))).wait();
+      const burnShare = (amount: bigint) => (amount * BigInt(PARAMETERS.burnBps)) / 10_000n;
+      const burned = burnShare(tokens(100)) + burnShare(tokens(10));
+      expect(await fx.staking.slashedTotal()).to.deep.equal([tokens(110) - burned, burned]);
+      expect(await fx.staking.slashedOwed()).to.deep.equal([tokens(10) - burnShare(tokens(10)), burnShare(tokens(10))]);
+      await expectTokensConserved(fx);
+    });
+
     it("pays the burn to the dead address and the rest to the recipient, once", async function () {
       const fx = await loadFixture(unbondingFixture);
       const [op] = fx.operators;
