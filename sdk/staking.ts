@@ -78,7 +78,7 @@ export const nodeStakingAbi = parseAbi([
   "error LockNotMatured(uint256 lockId, uint64 withdrawableAt, uint256 nowTimestamp)",
   "error SlashExceedsCap(uint256 amount, uint256 cap)",
   "error EvidenceAlreadyUsed(bytes32 evidenceHash)",
-  "error NodeJailed(address node, uint64 jailedUntil)",
+  "error PoolDepleted(address node)",
   "error AmountTooSmall(uint256 amount)",
   "error EnforcedPause()",
   "error AccessControlUnauthorizedAccount(address account, bytes32 neededRole)",

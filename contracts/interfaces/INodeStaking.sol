@@ -173,9 +173,6 @@ interface INodeStaking {
     /// @notice This evidence was already used for a slash.
     error EvidenceAlreadyUsed(bytes32 evidenceHash);
 
-    /// @notice The node is jailed until `jailedUntil`.
-    error NodeJailed(address node, uint64 jailedUntil);
-
     /// @notice The node is not jailed.
     error NodeNotJailed(address node);
 
