@@ -26,6 +26,7 @@ export const modelRegistryAbi = parseAbi([
   "function modelIdOf(string name) view returns (uint256)",
   "function modelInfo(uint256 modelId) view returns (ModelInfo)",
   "function versionInfo(uint256 modelId, uint256 version) view returns (Version)",
+  "function versionOfManifest(uint256 modelId, string manifestHash) view returns (uint256)",
   "function servingVersion(uint256 modelId) view returns (bool found, uint256 version, Version record)",
   "error EmptyName()",
   "error EmptyVersion()",
@@ -318,4 +319,20 @@ export function servingPointerReader(contracts: ModelContracts): (modelId: bigin
       shardCount: record.shardCount,
     };
   };
+}
+
+/** The version of `modelId` whose manifest is `manifestHash`; throws `UnknownManifest` when none. */
+export async function findVersionOfManifest(
+  contracts: ModelContracts,
+  modelId: bigint,
+  manifestHash: string,
+): Promise<bigint> {
+  return read("versionOfManifest", () =>
+    contracts.publicClient.readContract({
+      address: contracts.modelRegistry,
+      abi: modelRegistryAbi,
+      functionName: "versionOfManifest",
+      args: [modelId, manifestHash],
+    }),
+  );
 }
