@@ -1,10 +1,12 @@
-// `npm run demo`: Inframesh staking end to end on a throwaway local chain.
+// `npm run demo`: Inframesh staking and model publishing end to end on a throwaway local chain.
 //
 // Starts `hardhat node` on a free port, deploys with `npx hardhat deploy --network localhost`,
 // then three operators register and self-stake, delegators stake on them, one delegator
 // partially unbonds, the slasher slashes a node for published evidence and releases the
 // slashed stake. Prints the nodes, the stakers and every NodeStaking event, checks that the
-// tokens are conserved, and stops the chain (also on error and Ctrl-C).
+// tokens are conserved. Then a publisher shards a model 10+4, uploads it to three blob-store
+// peers, registers it and sets its serving version, and a fresh loader rebuilds it with 4
+// shards lost (scripts/lib/model-demo.ts). Stops the peers and the chain (also on error and Ctrl-C).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -41,6 +43,7 @@ import {
   type StakingContracts,
   type StakingWallet,
 } from "../sdk/staking.ts";
+import { runModelScenario } from "./lib/model-demo.ts";
 import { PROJECT_ROOT, killAllChildren, runHardhat, startHardhatNode, type LocalChain } from "./lib/local-chain.ts";
 import { formatSection, formatTable } from "./lib/table.ts";
 
@@ -196,7 +199,12 @@ function say(text: string): void {
   console.log(`\n> ${text}`);
 }
 
-async function runScenario(record: DeploymentRecord, rpcUrl: string): Promise<void> {
+async function runScenario(
+  record: DeploymentRecord,
+  rpcUrl: string,
+  workDir: string,
+  cleanups: (() => Promise<unknown>)[],
+): Promise<void> {
   const chain = defineChain({
     id: record.chainId,
     name: "Local Hardhat node",
@@ -297,6 +305,15 @@ async function runScenario(record: DeploymentRecord, rpcUrl: string): Promise<vo
   await releaseSlashedStake(contracts, deployer);
 
   await printTables(record, contracts, labels, operators, delegators);
+
+  // The next dev account after the delegators publishes the model.
+  const publisher = wallet(1 + NODES.length + delegators.length);
+  await runModelScenario(
+    { publicClient, modelRegistry: record.contracts.modelRegistry.address },
+    publisher,
+    path.join(workDir, "models"),
+    cleanups,
+  );
 }
 
 async function printTables(
@@ -459,7 +476,7 @@ async function main(): Promise<void> {
 
     say("Deploying: npx hardhat deploy --network localhost");
     const record = await deploy(chain, outDir);
-    await runScenario(record, chain.rpcUrl);
+    await runScenario(record, chain.rpcUrl, outDir, cleanups);
     console.log("\nDemo finished.");
   } finally {
     await cleanUp();

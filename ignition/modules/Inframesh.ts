@@ -1,5 +1,6 @@
-// The Inframesh contracts as one Ignition module: stake token, governance timelock and
-// NodeStaking, with every protocol role wired and governance handed to the timelock.
+// The Inframesh contracts as one Ignition module: stake token, governance timelock,
+// NodeStaking (every protocol role wired, governance handed to the timelock) and the
+// ModelRegistry (permissionless, no admin: nothing to hand over).
 //
 // Run through `npx hardhat deploy` (scripts/deploy/task.ts), which validates the parameters,
 // fills the defaults that Ignition cannot express (an account list such as `proposers`) and
@@ -108,7 +109,10 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
       after: grants,
     });
 
-    return { stakeToken, timelock, nodeStaking };
+    // No admin role and no constructor arguments: each model's publisher alone changes it.
+    const modelRegistry = m.contract("ModelRegistry", []);
+
+    return { stakeToken, timelock, nodeStaking, modelRegistry };
   });
 }
 

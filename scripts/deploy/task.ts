@@ -80,6 +80,7 @@ export default async function deployAction(
       stakeToken: getAddress(await deployed.stakeToken.getAddress()),
       timelock: getAddress(await deployed.timelock.getAddress()),
       nodeStaking: getAddress(await deployed.nodeStaking.getAddress()),
+      modelRegistry: getAddress(await deployed.modelRegistry.getAddress()),
     };
     for (const [key, address] of Object.entries(addresses)) {
       await checkDeployedCode(provider, key, address, journalDir);
@@ -327,6 +328,7 @@ async function contractFacts(
     stakeToken,
     await deployedFact("timelock", "InframeshTimelock"),
     await deployedFact("nodeStaking", "NodeStaking"),
+    await deployedFact("modelRegistry", "ModelRegistry"),
   ];
 }
 

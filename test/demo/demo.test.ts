@@ -42,6 +42,33 @@ describe("npm run demo", function () {
     expect(output).to.match(/Tokens conserved: NodeStaking holds ([\d,.]+) INFRA = active \+ unbonding pools \1 INFRA/);
   });
 
+  it("publishes a 10+4 model and loads it in a fresh cache with 4 shards lost", function () {
+    expect(output).to.include("stand in for the weights until the simplenet ONNX model exists");
+    expect(output).to.match(/14 shards of [\d.]+ MiB \(10\+4, codec rs\), root [0-9a-f]{64}/);
+    expect(output).to.match(/registerModel\("simplenet"\) → model id 1 /);
+    expect(output).to.match(/publishVersion\("0\.1\.0"\) → version 0 /);
+    expect(output).to.match(/setMatureModel\(1, [0-9a-f]{12}…, 25\)/);
+    const weights = /weights sha256 ([0-9a-f]{64})/.exec(output)?.[1];
+    expect(weights, "the demo prints the weights' sha256").to.be.a("string");
+    expect(output).to.include(`sha256 ${weights} (matches)`);
+    expect(output).to.match(
+      /model id +name +version +manifest hash +shard root +shards +bytes +price +load time\n[- ]+\n +1 +simplenet +0\.1\.0 \(#0\) +[0-9a-f]{16}… +[0-9a-f]{16}… +14 \(4 lost\) +4,194,304 +25 +\d+ ms/,
+    );
+    expect(output).to.include("Weights verified: rebuilt from 10 of 14 shards.");
+  });
+
+  it("leaves no blob-store peer running", async function () {
+    const peers = [...output.matchAll(/peer-\d (http:\/\/127\.0\.0\.1:\d+)/g)].map((m) => m[1]!);
+    expect(peers).to.have.length(3);
+    for (const peer of peers) {
+      const answered = await fetch(`${peer}/blob/${"0".repeat(64)}`).then(
+        () => true,
+        () => false,
+      );
+      expect(answered, `${peer} still answers`).to.equal(false);
+    }
+  });
+
   it("leaves no chain running", async function () {
     const url = /(http:\/\/127\.0\.0\.1:\d+) \(chain 31337\)/.exec(output)?.[1];
     expect(url, "the demo prints its RPC URL").to.be.a("string");

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { expect } from "chai";
-import { createPublicClient, http, type Address } from "viem";
+import { createPublicClient, encodeFunctionData, http, type Address } from "viem";
 
 import { PROJECT_ROOT, rpc, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
@@ -28,6 +28,14 @@ const hasRoleAbi = [
     outputs: [{ name: "", type: "bool" }],
   },
 ] as const;
+
+/** eth_call of the registry's modelCount(), encoded from the recorded ABI. */
+function modelCountCall(record: DeploymentRecord): { to: Address; data: `0x${string}` } {
+  return {
+    to: record.contracts.modelRegistry.address,
+    data: encodeFunctionData({ abi: record.contracts.modelRegistry.abi, functionName: "modelCount" }),
+  };
+}
 
 describe("npx hardhat deploy", function () {
   this.timeout(240_000);
@@ -80,6 +88,8 @@ describe("npx hardhat deploy", function () {
       expect(receipt.contractAddress.toLowerCase()).to.equal(contract.address.toLowerCase());
     }
     expect(record.parameters.proposers).to.deep.equal([record.deployer]);
+    expect(record.contracts.modelRegistry.contractName).to.equal("ModelRegistry");
+    expect(Number(await rpc(chain.rpcUrl, "eth_call", [modelCountCall(record), "latest"]))).to.equal(0);
   });
 
   it("deploys nothing new on a second run and rewrites the same bytes", async function () {

@@ -12,7 +12,7 @@ const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 describe("Inframesh Ignition module", function () {
   this.timeout(60_000);
 
-  it("deploys the dev token, the timelock and NodeStaking, and hands governance to the timelock", async function () {
+  it("deploys the dev token, the timelock, NodeStaking and the ModelRegistry, and hands governance to the timelock", async function () {
     const { ethers, ignition } = await network.create();
     const [deployer, holder, proposer, slasher, pauser, rewarder, recipient] = await ethers.getSigners();
     const parameters = resolveParameters(
@@ -36,7 +36,7 @@ describe("Inframesh Ignition module", function () {
       },
       deployer!.address,
     );
-    const { stakeToken, timelock, nodeStaking } = await ignition.deploy(
+    const { stakeToken, timelock, nodeStaking, modelRegistry } = await ignition.deploy(
       buildInframeshModule(stakeTokenSource(parameters)),
       { parameters: toIgnitionParameters(parameters) },
     );
@@ -72,6 +72,10 @@ describe("Inframesh Ignition module", function () {
     expect(await timelockHasRole(await timelock.getFunction("EXECUTOR_ROLE")(), ZERO_ADDRESS)).to.equal(true);
     expect(await timelockHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
     expect(await timelockHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+
+    // The registry is permissionless: no models yet, anyone registers and publishes.
+    expect(await modelRegistry.getFunction("modelCount")()).to.equal(0n);
+    expect(await ethers.provider.getCode(await modelRegistry.getAddress())).to.not.equal("0x");
   });
 
   it("stakes an existing ERC-20 when stakeToken is set, deploying no dev token", async function () {
@@ -88,7 +92,7 @@ describe("Inframesh Ignition module", function () {
 
     expect(await stakeToken.getAddress()).to.equal(existingAddress);
     expect(await nodeStaking.getFunction("STAKE_TOKEN")()).to.equal(existingAddress);
-    // timelock, NodeStaking, four grants and the renounce: no token deployment.
-    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(7);
+    // timelock, NodeStaking, four grants, the renounce and the ModelRegistry: no token deployment.
+    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(8);
   });
 });

@@ -31,6 +31,13 @@ function facts(overrides: Partial<DeploymentFacts> = {}): DeploymentFacts {
         creation: { transactionHash: HASH(2), blockNumber: 2 },
       },
       {
+        key: "modelRegistry",
+        contractName: "ModelRegistry",
+        address: "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9",
+        abi: [],
+        creation: { transactionHash: HASH(4), blockNumber: 4 },
+      },
+      {
         key: "timelock",
         contractName: "InframeshTimelock",
         address: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
@@ -54,7 +61,7 @@ describe("deployment record", function () {
       "contracts",
       "parameters",
     ]);
-    expect(Object.keys(record.contracts)).to.deep.equal(["stakeToken", "timelock", "nodeStaking"]);
+    expect(Object.keys(record.contracts)).to.deep.equal(["stakeToken", "timelock", "nodeStaking", "modelRegistry"]);
     expect(record.deployer).to.equal("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
     expect(record.contracts.timelock).to.deep.include({
       address: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
@@ -72,6 +79,7 @@ describe("deployment record", function () {
     expect(text.endsWith("}\n")).to.equal(true);
     expect(parseDeploymentRecord(JSON.parse(text))).to.deep.equal(record);
     expect(describeDeployment(record)).to.match(/nodeStaking +NodeStaking +0x9fE4.* block 3/);
+    expect(describeDeployment(record)).to.match(/modelRegistry +ModelRegistry +0xCf7E.* block 4/);
   });
 
   it("records an existing stake token without a deploy block", function () {
@@ -98,6 +106,9 @@ describe("deployment record", function () {
     expect(() => parseDeploymentRecord({ ...good, chainId: "31337" })).to.throw(/chainId must be a positive integer/);
     const noStaking = { ...good, contracts: { ...good.contracts, nodeStaking: undefined } };
     expect(() => parseDeploymentRecord(noStaking)).to.throw(/contracts.nodeStaking must be an object/);
+    // A record written before the registry was deployed names what it lacks.
+    const noRegistry = { ...good, contracts: { ...good.contracts, modelRegistry: undefined } };
+    expect(() => parseDeploymentRecord(noRegistry)).to.throw(/contracts.modelRegistry must be an object/);
     const badAddress = {
       ...good,
       contracts: { ...good.contracts, timelock: { ...good.contracts.timelock, address: "0x12" } },

@@ -1,8 +1,9 @@
-// The sdk's human-readable NodeStaking ABI must match the compiled contracts, item by item.
+// The sdk's human-readable NodeStaking and ModelRegistry ABIs must match the compiled contracts, item by item.
 import { expect } from "chai";
 import hre from "hardhat";
 import type { Abi, AbiParameter } from "viem";
 
+import { modelRegistryAbi } from "../../sdk/models.ts";
 import { nodeStakingAbi } from "../../sdk/staking.ts";
 
 function canonicalType(parameter: AbiParameter): string {
@@ -36,5 +37,12 @@ describe("sdk NodeStaking ABI", function () {
       (signature) => !staking.has(signature) && !(signature.startsWith("error ") && token.has(signature)),
     );
     expect(unknown).to.deep.equal([]);
+  });
+});
+
+describe("sdk ModelRegistry ABI", function () {
+  it("is a subset of the compiled ModelRegistry ABI", async function () {
+    const registry = signatures((await hre.artifacts.readArtifact("ModelRegistry")).abi as Abi);
+    expect([...signatures(modelRegistryAbi)].filter((signature) => !registry.has(signature))).to.deep.equal([]);
   });
 });

@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+// `infra`: the Inframesh command line. Today: `infra model register | publish <dir> | mature | show`.
+//
+//   npx infra model register <name>                      register a model; the key's account publishes it
+//   npx infra model publish <dir> --peer <url>…          shard <dir>/model.yaml's weights 10+4, upload them,
+//                                                        publishVersion, then setMatureModel (unless --no-mature)
+//   npx infra model mature <model> <manifestHash>        point a model at a published version
+//   npx infra model show <model>                         a model and its serving version
+//   npx infra blob serve <dir> [--port 8600]             a blob-store peer on 127.0.0.1 until Ctrl-C
+//
+// Global: --network <name> (reads deployments/<name>.json; default localhost), --json.
+// The key comes from INFRAMESH_PRIVATE_KEY (see context.ts). Node 22 runs this file as is:
+// `npx` puts node_modules/.bin (the pinned Node 22) first on PATH, which the shebang finds.
+import { Command, CommanderError, Option } from "commander";
+
+import { startBlobServer } from "../../sdk/blob/server.ts";
+import { openNetwork, signer } from "./context.ts";
+import {
+  CliError,
+  formatModel,
+  modelJson,
+  parseManifestHash,
+  parseModelRef,
+  parsePort,
+  parsePositiveInt,
+  parsePrice,
+  renderProgress,
+  toJson,
+} from "./format.ts";
+import { matureAction, publishAction, registerAction, resolveModel } from "./model.ts";
+
+interface GlobalOptions {
+  network: string;
+  json: boolean;
+}
+
+function globals(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+/** Text for people, JSON for scripts: exactly one of them on stdout. */
+function print(options: GlobalOptions, json: unknown, text: string): void {
+  process.stdout.write(options.json ? toJson(json) : `${text}\n`);
+}
+
+/** Progress and steps go to stderr, and only to a terminal without --json. */
+function narrator(options: GlobalOptions) {
+  const live = !options.json && process.stderr.isTTY;
+  return {
+    onStep: (text: string) => {
+      if (!options.json) process.stderr.write(`> ${text}\n`);
+    },
+    onProgress: live
+      ? (sent: number, total: number) => {
+          process.stderr.write(`\r  ${renderProgress(sent, total)}${sent >= total ? "\n" : ""}`);
+        }
+      : undefined,
+  };
+}
+
+function buildProgram(): Command {
+  const program = new Command("infra")
+    .description("Inframesh command line: models on the network whose contracts are the source of truth")
+    .addOption(new Option("--network <name>", "network whose deployments/<name>.json to use").default("localhost"))
+    .option("--json", "print one JSON document on stdout", false)
+    .showHelpAfterError()
+    .exitOverride();
+
+  const model = program.command("model").description("register, publish, set the serving version of, show models");
+
+  model
+    .command("register <name>")
+    .description("register a model under a unique name; the INFRAMESH_PRIVATE_KEY account becomes its publisher")
+    .action(async (name: string, _opts: unknown, command: Command) => {
+      const options = globals(command);
+      const network = await openNetwork(options.network);
+      const result = await registerAction(network.contracts, signer(network), name);
+      print(options, result, `registered model ${result.modelId} "${name}", publisher ${result.publisher}`);
+    });
+
+  model
+    .command("publish <dir>")
+    .description(
+      "shard the weights named by <dir>/model.yaml (10+4), upload them and the manifest to the peers, " +
+        "publish the version and make it the serving one",
+    )
+    .option("--peer <url...>", "blob-store peer base URL (repeat or list several)")
+    .option("--copies <n>", "peers holding each shard", parsePositiveInt("--copies"), 2)
+    .option("--price <units>", "price per call, in base units of the payment token", parsePrice, 0n)
+    .option("--out <dir>", "where the shards and the manifest are written (default <dir>/blobs)")
+    .option("--no-mature", "publish the version without making it the serving one")
+    .action(
+      async (
+        dir: string,
+        opts: { peer?: string[]; copies: number; price: bigint; out?: string; mature: boolean },
+        command: Command,
+      ) => {
+        const options = globals(command);
+        const network = await openNetwork(options.network);
+        const wallet = signer(network);
+        const result = await publishAction(network.contracts, wallet, dir, {
+          peers: opts.peer ?? [],
+          copies: opts.copies,
+          price: opts.price,
+          mature: opts.mature,
+          out: opts.out,
+          ...narrator(options),
+        });
+        print(
+          options,
+          result,
+          [
+            `published model ${result.modelId} "${result.name}" version ${result.version} (#${result.versionNumber})`,
+            `  manifest ${result.manifestHash} (${result.manifestPath})`,
+            `  root ${result.shardRoot}, ${result.shards} shards, ${result.bytes} bytes, ${result.uploads} uploads`,
+            result.mature === null
+              ? "  not serving yet: infra model mature <model> <manifest>"
+              : `  serving at price ${result.price}`,
+          ].join("\n"),
+        );
+      },
+    );
+
+  model
+    .command("mature <model> <manifestHash>")
+    .description("point a model (id or name) at its published version with that manifest (setMatureModel)")
+    .option("--price <units>", "price per call (default: the version's current price)", parsePrice)
+    .action(async (ref: string, hash: string, opts: { price?: bigint }, command: Command) => {
+      const options = globals(command);
+      const modelRef = parseModelRef(ref);
+      const manifestHash = parseManifestHash(hash);
+      const network = await openNetwork(options.network);
+      const result = await matureAction(network.contracts, signer(network), modelRef, manifestHash, opts.price);
+      print(
+        options,
+        result,
+        `model ${result.modelId} "${result.name}" now serves version #${result.versionNumber} (manifest ${manifestHash}) at price ${result.price}`,
+      );
+    });
+
+  model
+    .command("show <model>")
+    .description("a model (id or name) and its serving version")
+    .action(async (ref: string, _opts: unknown, command: Command) => {
+      const options = globals(command);
+      const modelRef = parseModelRef(ref);
+      const network = await openNetwork(options.network);
+      const status = await resolveModel(network.contracts, modelRef);
+      print(options, modelJson(status), formatModel(status));
+    });
+
+  program
+    .command("blob")
+    .description("content-addressed blob store")
+    .command("serve <dir>")
+    .description("serve the blobs in <dir> (GET/HEAD/PUT /blob/<sha256>) until Ctrl-C")
+    .option("--host <address>", "interface to listen on", "127.0.0.1")
+    .option("--port <port>", "port (0 picks a free one)", parsePort, 8600)
+    .action(async (dir: string, opts: { host: string; port: number }, command: Command) => {
+      const options = globals(command);
+      const server = await startBlobServer({ dir, host: opts.host, port: opts.port }).catch((error: unknown) => {
+        throw new CliError(`cannot serve on ${opts.host}:${opts.port}: ${(error as Error).message}`, { cause: error });
+      });
+      print(options, { url: server.url, dir }, `serving ${dir} at ${server.url} (Ctrl-C stops)`);
+      await new Promise<void>((resolve) => {
+        for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve());
+      });
+      await server.close();
+    });
+
+  return program;
+}
+
+/** Runs the CLI on `argv` (as process.argv); resolves to the exit code. */
+async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return error.exitCode;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`infra: ${message}\n`);
+    if (process.env.INFRAMESH_DEBUG !== undefined && error instanceof Error && error.cause !== undefined) {
+      console.error("cause:", error.cause);
+    }
+    return error instanceof CliError ? 1 : 2;
+  }
+}
+
+process.exitCode = await main(process.argv);
