@@ -1,6 +1,7 @@
-// EIP-712 typed data of the serving flow, shared by clients, the gateway, node-agent and the
-// oracle: a client's WorkUnit and a node's ProofOfServing, under the domain name "Inframesh",
-// version "1", the chain id and the settlement contract. The same types are defined once in
+// EIP-712 typed data shared by clients, the gateway, node-agent and the oracle: a client's
+// WorkUnit, a node's ProofOfServing and the oracle committee's epoch Settlement, under the
+// domain name "Inframesh", version "1", the chain id and the settlement contract. The same
+// types are defined once in
 // Solidity (contracts/settlement/InframeshTypes.sol); test/contracts/TypedData.test.ts checks
 // that the digests below equal the ones computed on chain.
 import {
@@ -45,6 +46,16 @@ export const inframeshTypes = {
     { name: "latencyMs", type: "uint32" },
     { name: "node", type: "address" },
   ],
+  Settlement: [
+    { name: "epoch", type: "uint64" },
+    { name: "earningsRoot", type: "bytes32" },
+    { name: "totalDebits", type: "uint256" },
+    { name: "fees", type: "uint256" },
+    { name: "royalties", type: "uint256" },
+    { name: "redistributedSlash", type: "uint256" },
+    { name: "receiptCount", type: "uint64" },
+    { name: "batchSha256", type: "bytes32" },
+  ],
 } as const;
 
 /** What a client signs to ask for one inference. */
@@ -77,6 +88,22 @@ export interface ProofOfServing {
   node: Address;
 }
 
+/** What each member of the oracle committee signs to close an epoch. */
+export interface Settlement {
+  epoch: bigint;
+  /** Merkle root of every node's cumulative earnings up to and including this epoch. */
+  earningsRoot: Hex;
+  /** Tokens debited from clients' escrow balances for this epoch's receipts. */
+  totalDebits: bigint;
+  fees: bigint;
+  royalties: bigint;
+  /** Slashed stake redistributed to the other nodes in this epoch. */
+  redistributedSlash: bigint;
+  receiptCount: bigint;
+  /** sha256 of the published receipt batch. */
+  batchSha256: Hex;
+}
+
 /** sha256 of raw input or output bytes: what `inputHash` and `outputHash` hold. */
 export function payloadHash(bytes: Uint8Array): Hex {
   return sha256(bytes);
@@ -92,6 +119,11 @@ export function hashWorkUnit(domain: TypedDataDomain, workUnit: WorkUnit): Hex {
 /** The EIP-712 digest a node signs for `proof`. */
 export function hashProofOfServing(domain: TypedDataDomain, proof: ProofOfServing): Hex {
   return hashTypedData({ domain, types: inframeshTypes, primaryType: "ProofOfServing", message: proof });
+}
+
+/** The EIP-712 digest each oracle signs for `settlement`. */
+export function hashSettlement(domain: TypedDataDomain, settlement: Settlement): Hex {
+  return hashTypedData({ domain, types: inframeshTypes, primaryType: "Settlement", message: settlement });
 }
 
 // ------------------------------------------------------------------ signatures
@@ -113,6 +145,11 @@ export function signProofOfServing(
   proof: ProofOfServing,
 ): Promise<Hex> {
   return signer.signTypedData({ domain, types: inframeshTypes, primaryType: "ProofOfServing", message: proof });
+}
+
+/** An oracle's signature of `settlement`. */
+export function signSettlement(signer: TypedDataSigner, domain: TypedDataDomain, settlement: Settlement): Promise<Hex> {
+  return signer.signTypedData({ domain, types: inframeshTypes, primaryType: "Settlement", message: settlement });
 }
 
 /** The address that signed `workUnit` under `domain` (compare it with `workUnit.client`). */

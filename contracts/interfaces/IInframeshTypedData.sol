@@ -14,6 +14,9 @@ interface IInframeshTypedData {
     /// @notice The EIP-712 digest a node signs for `proof`.
     function hashProofOfServing(InframeshTypes.ProofOfServing calldata proof) external view returns (bytes32);
 
+    /// @notice The EIP-712 digest each oracle signs for `settlement`.
+    function hashSettlement(InframeshTypes.Settlement calldata settlement) external view returns (bytes32);
+
     /// @notice Whether `signature` is `workUnit.client`'s ECDSA signature of the work unit under this
     /// domain. False for a malformed signature, a zero client or a signature made for another
     /// chain or contract.

@@ -16,6 +16,7 @@ import {InframeshTypes} from "./InframeshTypes.sol";
 abstract contract InframeshTypedData is IInframeshTypedData, EIP712 {
     using InframeshTypes for InframeshTypes.WorkUnit;
     using InframeshTypes for InframeshTypes.ProofOfServing;
+    using InframeshTypes for InframeshTypes.Settlement;
 
     // ------------------------------------------------------------------ constants
 
@@ -46,6 +47,11 @@ abstract contract InframeshTypedData is IInframeshTypedData, EIP712 {
     /// @inheritdoc IInframeshTypedData
     function hashProofOfServing(InframeshTypes.ProofOfServing calldata proof) public view returns (bytes32) {
         return _hashTypedDataV4(proof.hash());
+    }
+
+    /// @inheritdoc IInframeshTypedData
+    function hashSettlement(InframeshTypes.Settlement calldata settlement) public view returns (bytes32) {
+        return _hashTypedDataV4(settlement.hash());
     }
 
     /// @inheritdoc IInframeshTypedData

@@ -2,8 +2,8 @@
 pragma solidity ^0.8.24;
 
 /// @title InframeshTypes
-/// @notice The EIP-712 messages of the serving flow: a client's `WorkUnit` and a node's
-/// `ProofOfServing`, with their type hashes and struct hashes (EIP-712 `hashStruct`).
+/// @notice The EIP-712 messages of Inframesh: a client's `WorkUnit`, a node's `ProofOfServing` and the
+/// oracle committee's epoch `Settlement`, with their type hashes and struct hashes (EIP-712 `hashStruct`).
 /// @dev sdk/eip712.ts defines the same types for viem; test/contracts/TypedData.test.ts proves
 /// that both sides compute the same digests. The domain (name "Inframesh", version "1", chain id,
 /// the settlement contract) is applied by `InframeshTypedData`.
@@ -40,6 +40,28 @@ library InframeshTypes {
         address node;
     }
 
+    /// @notice What the oracle committee signs to close an epoch.
+    /// @param epoch The epoch settled.
+    /// @param earningsRoot Merkle root of every node's cumulative earnings up to and including this epoch.
+    /// @param totalDebits Tokens debited from clients' escrow balances for this epoch's receipts.
+    /// @param fees Protocol fees of this epoch.
+    /// @param royalties Model publishers' royalties of this epoch.
+    /// @param redistributedSlash Slashed stake redistributed to the other nodes in this epoch.
+    /// @param receiptCount Number of receipts settled.
+    /// @param batchSha256 sha256 of the published receipt batch.
+    // Signed and passed in calldata, never stored: field order follows the protocol, not slot packing.
+    // solhint-disable-next-line gas-struct-packing
+    struct Settlement {
+        uint64 epoch;
+        bytes32 earningsRoot;
+        uint256 totalDebits;
+        uint256 fees;
+        uint256 royalties;
+        uint256 redistributedSlash;
+        uint64 receiptCount;
+        bytes32 batchSha256;
+    }
+
     // The type strings below are hashed at compile time: their length costs nothing at run time.
     // solhint-disable gas-small-strings
 
@@ -51,6 +73,11 @@ library InframeshTypes {
     /// @notice EIP-712 type hash of `ProofOfServing`.
     bytes32 internal constant PROOF_OF_SERVING_TYPEHASH = keccak256(
         "ProofOfServing(bytes32 jobId,bytes32 workUnitHash,bytes32 outputHash,uint32 latencyMs,address node)"
+    );
+
+    /// @notice EIP-712 type hash of `Settlement`.
+    bytes32 internal constant SETTLEMENT_TYPEHASH = keccak256(
+        "Settlement(uint64 epoch,bytes32 earningsRoot,uint256 totalDebits,uint256 fees,uint256 royalties,uint256 redistributedSlash,uint64 receiptCount,bytes32 batchSha256)"
     );
 
     // solhint-enable gas-small-strings
@@ -83,6 +110,24 @@ library InframeshTypes {
                     proof.outputHash,
                     proof.latencyMs,
                     proof.node
+                )
+            );
+    }
+
+    /// @notice EIP-712 `hashStruct` of a settlement.
+    function hash(Settlement memory settlement) internal pure returns (bytes32) {
+        return
+            keccak256(
+                abi.encode(
+                    SETTLEMENT_TYPEHASH,
+                    settlement.epoch,
+                    settlement.earningsRoot,
+                    settlement.totalDebits,
+                    settlement.fees,
+                    settlement.royalties,
+                    settlement.redistributedSlash,
+                    settlement.receiptCount,
+                    settlement.batchSha256
                 )
             );
     }

@@ -20,8 +20,10 @@ import {
   EIP712_NAME,
   EIP712_VERSION,
   type ProofOfServing,
+  type Settlement,
   type WorkUnit,
   hashProofOfServing,
+  hashSettlement,
   hashWorkUnit,
   inframeshDomain,
   inframeshTypes,
@@ -152,6 +154,37 @@ describe("EIP-712 typed data (sdk/eip712.ts ↔ InframeshTypedData)", function (
         const digest = hashProofOfServing(domain, proof);
         expect(await harness.hashProofOfServing(proof)).to.equal(digest);
         expect(ethersDigest(domain, "ProofOfServing", proof)).to.equal(digest);
+      }
+    });
+
+    it("hashSettlement: TypeScript, ethers and the chain agree, edge values included", async function () {
+      const { harness, domain } = await loadFixture(harnessFixture);
+      const settlements: Settlement[] = [
+        {
+          epoch: 12n,
+          earningsRoot: toHex(ethers.randomBytes(32)),
+          totalDebits: 10n ** 21n,
+          fees: 5n * 10n ** 19n,
+          royalties: 10n ** 20n,
+          redistributedSlash: 3n,
+          receiptCount: 1_000n,
+          batchSha256: payloadHash(new TextEncoder().encode("batch")),
+        },
+        {
+          epoch: MAX_UINT64,
+          earningsRoot: `0x${"ff".repeat(32)}`,
+          totalDebits: maxUint256,
+          fees: maxUint256,
+          royalties: maxUint256,
+          redistributedSlash: maxUint256,
+          receiptCount: MAX_UINT64,
+          batchSha256: `0x${"ff".repeat(32)}`,
+        },
+      ];
+      for (const settlement of settlements) {
+        const digest = hashSettlement(domain, settlement);
+        expect(await harness.hashSettlement(settlement)).to.equal(digest);
+        expect(ethersDigest(domain, "Settlement", settlement)).to.equal(digest);
       }
     });
 
