@@ -26,6 +26,12 @@ interface Vm {
     /// @notice Discards the current fuzz input when `condition` is false.
     function assume(bool condition) external pure;
 
+    /// @notice Signs `digest` with `privateKey` (secp256k1), returning the ECDSA signature parts.
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+
+    /// @notice The address of `privateKey`.
+    function addr(uint256 privateKey) external pure returns (address);
+
     /// @notice Names an address in traces.
     function label(address account, string calldata newLabel) external;
 }
