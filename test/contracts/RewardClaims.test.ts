@@ -1,0 +1,482 @@
+import { expect } from "chai";
+import { Wallet } from "ethers";
+import { type Address, type Hex, toHex } from "viem";
+import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+
+import { type EarningsEntry, buildEarningsTree, earningsLeaf, EARNINGS_LEAF_TAG } from "../../sdk/earnings.ts";
+import { type Settlement, inframeshDomain, signSettlement } from "../../sdk/eip712.ts";
+import type { EpochSettlement, PaymentEscrow, RewardClaims } from "../../types/ethers-contracts/index.js";
+import {
+  DAY,
+  type Signer,
+  type StakingFixture,
+  deployStakingFixture,
+  encodeCall,
+  ethers,
+  governanceCall,
+  loadFixture,
+  registerAndStake,
+  time,
+  tokens,
+} from "./fixtures.ts";
+
+// ------------------------------------------------------------------ fixtures
+
+const CHALLENGE_WINDOW = DAY;
+const WITHDRAWAL_DELAY = 7n * DAY;
+const DEPOSIT = tokens(10_000);
+
+type Oracle = { account: PrivateKeyAccount; wallet: Wallet; address: Address };
+
+type ClaimsFixture = StakingFixture & {
+  settlement: EpochSettlement;
+  escrow: PaymentEscrow;
+  claims: RewardClaims;
+  claimsAddress: string;
+  chainId: bigint;
+  oracles: [Oracle, Oracle];
+  clients: [Signer, Signer, Signer];
+  publisher: Signer;
+  treasury: Signer;
+};
+
+async function makeOracle(funder: Signer): Promise<Oracle> {
+  const key = generatePrivateKey();
+  const account = privateKeyToAccount(key);
+  const wallet = new Wallet(key, ethers.provider);
+  await (await funder.sendTransaction({ to: account.address, value: ethers.parseEther("10") })).wait();
+  return { account, wallet, address: account.address };
+}
+
+/**
+ * Staking as in production, an escrow and a 2-of-2 settlement committee, RewardClaims holding
+ * SETTLEMENT_ROLE on the escrow and REWARDER_ROLE on staking (granted through the timelock).
+ * Node 0 (5% commission) has its operator's self-stake and one delegator, node 1 (20%) only
+ * self-stake, node 2 is registered without stake. Three clients deposited `DEPOSIT` each.
+ */
+async function deployClaimsFixture(): Promise<ClaimsFixture> {
+  const fx = await deployStakingFixture();
+  const signers = await ethers.getSigners();
+  const [publisher, treasury, c0, c1, c2] = signers.slice(13, 18);
+  if (!publisher || !treasury || !c0 || !c1 || !c2) throw new Error("not enough signers");
+  const made = [await makeOracle(fx.deployer), await makeOracle(fx.deployer)].sort((a, b) =>
+    BigInt(a.address) < BigInt(b.address) ? -1 : 1,
+  );
+  const oracles = made as [Oracle, Oracle];
+  const settlement = await ethers.deployContract("EpochSettlement", [
+    fx.deployer.address,
+    oracles.map((o) => o.address),
+    2,
+    CHALLENGE_WINDOW,
+  ]);
+  const tokenAddress = await fx.token.getAddress();
+  const escrow = await ethers.deployContract("PaymentEscrow", [tokenAddress, fx.deployer.address, WITHDRAWAL_DELAY]);
+  const claims = await ethers.deployContract("RewardClaims", [
+    await settlement.getAddress(),
+    await escrow.getAddress(),
+    fx.stakingAddress,
+    tokenAddress,
+  ]);
+  const claimsAddress = await claims.getAddress();
+  await (await escrow.grantRole(await escrow.SETTLEMENT_ROLE(), claimsAddress)).wait();
+  await governanceCall(fx.gov, await encodeCall(fx.staking, "grantRole", [fx.roles.rewarder, claimsAddress]));
+
+  await registerAndStake(fx, fx.operators[0], tokens(1_000), 500);
+  await (await fx.staking.connect(fx.delegators[0]).stake(fx.operators[0].address, tokens(3_000))).wait();
+  await registerAndStake(fx, fx.operators[1], tokens(1_000), 2_000);
+  await registerAndStake(fx, fx.operators[2], 0n, 500);
+
+  const clients: [Signer, Signer, Signer] = [c0, c1, c2];
+  for (const client of clients) {
+    await (await fx.token.transfer(client.address, DEPOSIT)).wait();
+    await (await fx.token.connect(client).approve(await escrow.getAddress(), DEPOSIT)).wait();
+    await (await escrow.connect(client).deposit(DEPOSIT)).wait();
+  }
+  const { chainId } = await ethers.provider.getNetwork();
+  return { ...fx, settlement, escrow, claims, claimsAddress, chainId, oracles, clients, publisher, treasury };
+}
+
+function settlementFor(epoch: bigint, root: Hex, totalDebits: bigint, overrides: Partial<Settlement> = {}): Settlement {
+  return {
+    epoch,
+    earningsRoot: root,
+    totalDebits,
+    fees: 0n,
+    royalties: 0n,
+    redistributedSlash: 0n,
+    receiptCount: 10n,
+    batchSha256: toHex(ethers.randomBytes(32)),
+    ...overrides,
+  };
+}
+
+/** Posts `settlement` with both oracles' signatures and waits out the challenge window. */
+async function postAndFinalise(fx: ClaimsFixture, settlement: Settlement): Promise<void> {
+  const domain = inframeshDomain(fx.chainId, (await fx.settlement.getAddress()) as Address);
+  const signatures = await Promise.all(fx.oracles.map((o) => signSettlement(o.account, domain, settlement)));
+  await (await fx.settlement.post(settlement, signatures)).wait();
+  await time.increase(CHALLENGE_WINDOW);
+  await (await fx.settlement.finalise(settlement.epoch)).wait();
+}
+
+type Debits = { clients: string[]; amounts: bigint[] };
+
+/** Epoch `epoch`: posts and finalises a settlement of `entries`, then collects `debits`. */
+async function settleEpoch(
+  fx: ClaimsFixture,
+  epoch: bigint,
+  entries: EarningsEntry[],
+  debits: Debits,
+): Promise<{ settlement: Settlement; tree: ReturnType<typeof buildEarningsTree> }> {
+  const tree = buildEarningsTree(entries);
+  const total = debits.amounts.reduce((a, b) => a + b, 0n);
+  const settlement = settlementFor(epoch, tree.root, total);
+  await postAndFinalise(fx, settlement);
+  await (
+    await fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, debits.clients, debits.amounts)
+  ).wait();
+  return { settlement, tree };
+}
+
+/** Epoch 0: the three clients pay 100 + 200 + 300; node 0 earns 400, node 1 100, the publisher 60, the treasury 40. */
+function epoch0(fx: ClaimsFixture): { entries: EarningsEntry[]; debits: Debits } {
+  return {
+    entries: [
+      { account: fx.operators[0].address as Address, cumulativeAmount: tokens(400) },
+      { account: fx.operators[1].address as Address, cumulativeAmount: tokens(100) },
+      { account: fx.publisher.address as Address, cumulativeAmount: tokens(60) },
+      { account: fx.treasury.address as Address, cumulativeAmount: tokens(40) },
+    ],
+    debits: { clients: fx.clients.map((c) => c.address), amounts: [tokens(100), tokens(200), tokens(300)] },
+  };
+}
+
+async function fundedFixture() {
+  const fx = await deployClaimsFixture();
+  const { entries, debits } = epoch0(fx);
+  const { settlement: posted, tree } = await settleEpoch(fx, 0n, entries, debits);
+  return { ...fx, posted, tree, entries };
+}
+
+/** Every token of the fixture is somewhere: sum over all holders is constant. */
+async function holdings(fx: ClaimsFixture, extra: readonly { address: string }[] = []): Promise<bigint> {
+  const holders = [
+    fx.claimsAddress,
+    await fx.escrow.getAddress(),
+    fx.stakingAddress,
+    ...[...fx.operators, ...fx.delegators, ...fx.clients, fx.publisher, fx.treasury, fx.deployer, fx.rewarder].map(
+      (s) => s.address,
+    ),
+    ...extra.map((s) => s.address),
+  ];
+  let sum = 0n;
+  for (const holder of holders) sum += await fx.token.balanceOf(holder);
+  return sum;
+}
+
+async function expectClaimsSolvent(fx: ClaimsFixture): Promise<void> {
+  const [funded, paid] = await fx.claims.totals();
+  expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(funded - paid, "claims balance != funded - paid");
+}
+
+// ------------------------------------------------------------------ tests
+
+describe("RewardClaims", function () {
+  describe("deployment", function () {
+    it("stores its contracts and approves staking; leaf hashing matches the sdk", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      expect(await fx.claims.SETTLEMENT()).to.equal(await fx.settlement.getAddress());
+      expect(await fx.claims.ESCROW()).to.equal(await fx.escrow.getAddress());
+      expect(await fx.claims.STAKING()).to.equal(fx.stakingAddress);
+      expect(await fx.claims.TOKEN()).to.equal(await fx.token.getAddress());
+      expect(await fx.claims.EARNINGS_LEAF_TAG()).to.equal(EARNINGS_LEAF_TAG);
+      expect(await fx.claims.EARNINGS_LEAF_TAG()).to.equal(ethers.id("Inframesh.EarningsLeaf.v1"));
+      expect(await fx.token.allowance(fx.claimsAddress, fx.stakingAddress)).to.equal(ethers.MaxUint256);
+      expect(await fx.claims.nextEpoch()).to.equal(0n);
+      expect(await fx.claims.latestRoot()).to.deep.equal([false, 0n, ethers.ZeroHash]);
+      for (const amount of [0n, 1n, tokens(123), ethers.MaxUint256]) {
+        const account = fx.publisher.address as Address;
+        expect(await fx.claims.leafHash(account, amount)).to.equal(earningsLeaf(account, amount));
+      }
+    });
+
+    it("refuses zero addresses and an escrow or staking token other than the payout token", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const [s, e, k, t] = [
+        await fx.settlement.getAddress(),
+        await fx.escrow.getAddress(),
+        fx.stakingAddress,
+        await fx.token.getAddress(),
+      ];
+      const factory = await ethers.getContractFactory("RewardClaims");
+      const zero = ethers.ZeroAddress;
+      await expect(factory.deploy(zero, e, k, t))
+        .to.be.revertedWithCustomError(fx.claims, "ZeroAddress")
+        .withArgs("settlement");
+      await expect(factory.deploy(s, zero, k, t))
+        .to.be.revertedWithCustomError(fx.claims, "ZeroAddress")
+        .withArgs("escrow");
+      await expect(factory.deploy(s, e, zero, t))
+        .to.be.revertedWithCustomError(fx.claims, "ZeroAddress")
+        .withArgs("staking");
+      const other = await ethers.deployContract("InframeshToken", [fx.deployer.address, tokens(1)]);
+      const otherEscrow = await ethers.deployContract("PaymentEscrow", [
+        await other.getAddress(),
+        fx.deployer.address,
+        WITHDRAWAL_DELAY,
+      ]);
+      await expect(factory.deploy(s, await otherEscrow.getAddress(), k, t))
+        .to.be.revertedWithCustomError(fx.claims, "TokenMismatch")
+        .withArgs(await other.getAddress(), t);
+      await expect(factory.deploy(s, e, k, await other.getAddress()))
+        .to.be.revertedWithCustomError(fx.claims, "TokenMismatch")
+        .withArgs(t, t);
+    });
+  });
+
+  describe("collectDebits", function () {
+    it("debits the clients of the final settlement into the claims contract and makes its root current", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const { entries, debits } = epoch0(fx);
+      const tree = buildEarningsTree(entries);
+      const settlement = settlementFor(0n, tree.root, tokens(600));
+      await postAndFinalise(fx, settlement);
+      const before = await holdings(fx);
+      const sent = fx.claims.connect(fx.oracles[1].wallet).collectDebits(settlement, debits.clients, debits.amounts);
+      await expect(sent)
+        .to.emit(fx.claims, "DebitsCollected")
+        .withArgs(0n, tree.root, tokens(600), 3n)
+        .and.to.emit(fx.escrow, "Debited")
+        .withArgs(fx.clients[2].address, fx.claimsAddress, tokens(300), DEPOSIT - tokens(300));
+      expect(await fx.escrow.balanceOf(fx.clients[0].address)).to.equal(DEPOSIT - tokens(100));
+      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(tokens(600));
+      expect(await fx.claims.totals()).to.deep.equal([tokens(600), 0n]);
+      expect(await fx.claims.latestRoot()).to.deep.equal([true, 0n, tree.root]);
+      expect(await fx.claims.nextEpoch()).to.equal(1n);
+      expect(await holdings(fx)).to.equal(before);
+    });
+
+    it("funds an epoch with no debits", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const tree = buildEarningsTree([{ account: fx.treasury.address as Address, cumulativeAmount: 0n }]);
+      const settlement = settlementFor(0n, tree.root, 0n);
+      await postAndFinalise(fx, settlement);
+      await expect(fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [], []))
+        .to.emit(fx.claims, "DebitsCollected")
+        .withArgs(0n, tree.root, 0n, 0n);
+    });
+
+    it("is for committee members only", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n);
+      await postAndFinalise(fx, settlement);
+      await expect(fx.claims.connect(fx.outsider).collectDebits(settlement, [], []))
+        .to.be.revertedWithCustomError(fx.claims, "NotAnOracle")
+        .withArgs(fx.outsider.address);
+    });
+
+    it("needs a final settlement: not posted, posted in its window, or voided", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n);
+      const collect = () => fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [], []);
+      await expect(collect()).to.be.revertedWithCustomError(fx.claims, "NotFinal").withArgs(0n, 0n);
+      const domain = inframeshDomain(fx.chainId, (await fx.settlement.getAddress()) as Address);
+      const signatures = await Promise.all(fx.oracles.map((o) => signSettlement(o.account, domain, settlement)));
+      await (await fx.settlement.post(settlement, signatures)).wait();
+      await expect(collect()).to.be.revertedWithCustomError(fx.claims, "NotFinal").withArgs(0n, 1n);
+      await (await fx.settlement.connect(fx.oracles[0].wallet).voidSettlement(0n, "test")).wait();
+      await expect(collect()).to.be.revertedWithCustomError(fx.claims, "NotFinal").withArgs(0n, 2n);
+    });
+
+    it("refuses a settlement other than the one finalised (any field changed)", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, tokens(100));
+      await postAndFinalise(fx, settlement);
+      const changed = { ...settlement, earningsRoot: ethers.id("other") as Hex };
+      const recorded = (await fx.settlement.settlementOf(0n)).settlementHash;
+      await expect(
+        fx.claims.connect(fx.oracles[0].wallet).collectDebits(changed, [fx.clients[0].address], [tokens(100)]),
+      )
+        .to.be.revertedWithCustomError(fx.claims, "SettlementMismatch")
+        .withArgs(0n, await fx.settlement.hashSettlement(changed), recorded);
+    });
+
+    it("refuses debits that do not sum to the settlement's total", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, tokens(100));
+      await postAndFinalise(fx, settlement);
+      await expect(
+        fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [fx.clients[0].address], [tokens(99)]),
+      )
+        .to.be.revertedWithCustomError(fx.claims, "DebitsMismatch")
+        .withArgs(0n, tokens(99), tokens(100));
+    });
+
+    it("is applied once per epoch, in order", async function () {
+      const fx = await loadFixture(fundedFixture);
+      await expect(
+        fx.claims.connect(fx.oracles[0].wallet).collectDebits(fx.posted, [fx.clients[0].address], [tokens(600)]),
+      )
+        .to.be.revertedWithCustomError(fx.claims, "UnexpectedEpoch")
+        .withArgs(0n, 1n);
+      expect(await fx.escrow.balanceOf(fx.clients[0].address)).to.equal(DEPOSIT - tokens(100));
+    });
+
+    it("refuses a settlement that redistributes slashed stake (not supported yet)", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n, { redistributedSlash: 5n });
+      await postAndFinalise(fx, settlement);
+      await expect(fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [], []))
+        .to.be.revertedWithCustomError(fx.claims, "SlashRedistributionUnsupported")
+        .withArgs(0n, 5n);
+    });
+  });
+
+  describe("claim", function () {
+    it("reverts before any settlement is funded", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      await expect(fx.claims.claim(fx.treasury.address, 1n, [])).to.be.revertedWithCustomError(
+        fx.claims,
+        "NoFinalSettlement",
+      );
+    });
+
+    it("pays a node's commission to its operator and the rest to its staking pool, for every staker", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const node = fx.operators[0].address;
+      const before = await holdings(fx);
+      const poolBefore = await fx.staking.activePool(node);
+      const delegatorBefore = await fx.staking.stakeOf(node, fx.delegators[0].address);
+      const operatorBefore = await fx.token.balanceOf(node);
+      const commission = (tokens(400) * 500n) / 10_000n;
+      await expect(fx.claims.connect(fx.outsider).claim(node, tokens(400), fx.tree.proof(node as Address)))
+        .to.emit(fx.claims, "Claimed")
+        .withArgs(node, 0n, tokens(400), tokens(400), commission, tokens(400) - commission)
+        .and.to.emit(fx.staking, "RewardsAdded")
+        .withArgs(node, fx.claimsAddress, tokens(400) - commission);
+      expect(await fx.token.balanceOf(node)).to.equal(operatorBefore + commission);
+      expect((await fx.staking.activePool(node)).stake).to.equal(poolBefore.stake + tokens(400) - commission);
+      // The delegator holds 3/4 of the pool's shares: its stake grows by about 3/4 of the reward.
+      const delegatorAfter = await fx.staking.stakeOf(node, fx.delegators[0].address);
+      expect(delegatorAfter - delegatorBefore).to.be.closeTo(((tokens(400) - commission) * 3n) / 4n, 10n);
+      expect(await fx.claims.claimed(node)).to.equal(tokens(400));
+      expect(await holdings(fx)).to.equal(before);
+      await expectClaimsSolvent(fx);
+    });
+
+    it("pays publishers, the treasury and a node without stakers in full", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const idle = fx.operators[2].address as Address;
+      const entries: EarningsEntry[] = [
+        { account: fx.publisher.address as Address, cumulativeAmount: tokens(60) },
+        { account: fx.treasury.address as Address, cumulativeAmount: tokens(40) },
+        { account: idle, cumulativeAmount: tokens(50) },
+      ];
+      const { tree } = await settleEpoch(fx, 0n, entries, { clients: [fx.clients[0].address], amounts: [tokens(150)] });
+      for (const { account, cumulativeAmount } of entries) {
+        const before = await fx.token.balanceOf(account);
+        await expect(fx.claims.claim(account, cumulativeAmount, tree.proof(account)))
+          .to.emit(fx.claims, "Claimed")
+          .withArgs(account, 0n, cumulativeAmount, cumulativeAmount, cumulativeAmount, 0n);
+        expect(await fx.token.balanceOf(account)).to.equal(before + cumulativeAmount);
+      }
+      expect(await fx.claims.totals()).to.deep.equal([tokens(150), tokens(150)]);
+      await expectClaimsSolvent(fx);
+    });
+
+    it("refuses a bad proof: wrong amount, wrong account, another leaf's proof, a tampered proof", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const node = fx.operators[0].address as Address;
+      const proof = fx.tree.proof(node);
+      await expect(fx.claims.claim(node, tokens(401), proof))
+        .to.be.revertedWithCustomError(fx.claims, "InvalidProof")
+        .withArgs(node, tokens(401));
+      await expect(fx.claims.claim(fx.outsider.address, tokens(400), proof))
+        .to.be.revertedWithCustomError(fx.claims, "InvalidProof")
+        .withArgs(fx.outsider.address, tokens(400));
+      await expect(fx.claims.claim(node, tokens(400), fx.tree.proof(fx.publisher.address as Address)))
+        .to.be.revertedWithCustomError(fx.claims, "InvalidProof")
+        .withArgs(node, tokens(400));
+      await expect(fx.claims.claim(node, tokens(400), [...proof.slice(1), ethers.ZeroHash]))
+        .to.be.revertedWithCustomError(fx.claims, "InvalidProof")
+        .withArgs(node, tokens(400));
+    });
+
+    it("cannot be applied twice", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const account = fx.publisher.address as Address;
+      await (await fx.claims.claim(account, tokens(60), fx.tree.proof(account))).wait();
+      await expect(fx.claims.claim(account, tokens(60), fx.tree.proof(account)))
+        .to.be.revertedWithCustomError(fx.claims, "NothingToClaim")
+        .withArgs(account, tokens(60), tokens(60));
+    });
+
+    it("after a later epoch pays only the difference; the old root no longer proves", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const node = fx.operators[1].address as Address;
+      const operator = fx.operators[1];
+      await (await fx.claims.claim(node, tokens(100), fx.tree.proof(node))).wait();
+      const entries1 = fx.entries.map((e) => ({
+        ...e,
+        cumulativeAmount: e.account === node ? tokens(250) : e.cumulativeAmount,
+      }));
+      const { tree: tree1 } = await settleEpoch(fx, 1n, entries1, {
+        clients: [fx.clients[1].address],
+        amounts: [tokens(150)],
+      });
+      // The epoch-0 leaf is not in the epoch-1 root.
+      await expect(fx.claims.claim(node, tokens(100), fx.tree.proof(node))).to.be.revertedWithCustomError(
+        fx.claims,
+        "InvalidProof",
+      );
+      const before = await fx.token.balanceOf(operator.address);
+      const poolBefore = (await fx.staking.activePool(node)).stake;
+      const commission = (tokens(150) * 2_000n) / 10_000n;
+      await expect(fx.claims.claim(node, tokens(250), tree1.proof(node)))
+        .to.emit(fx.claims, "Claimed")
+        .withArgs(node, 1n, tokens(250), tokens(150), commission, tokens(150) - commission);
+      expect(await fx.token.balanceOf(operator.address)).to.equal(before + commission);
+      expect((await fx.staking.activePool(node)).stake).to.equal(poolBefore + tokens(150) - commission);
+      // An account that never claimed gets both epochs at once (its amount unchanged here: epoch 0's 400).
+      const node0 = fx.operators[0].address as Address;
+      await expect(fx.claims.claim(node0, tokens(400), tree1.proof(node0)))
+        .to.emit(fx.claims, "Claimed")
+        .withArgs(node0, 1n, tokens(400), tokens(400), tokens(20), tokens(380));
+      await expectClaimsSolvent(fx);
+    });
+
+    it("never pays more than was funded, whatever the root says", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const greedy = fx.treasury.address as Address;
+      const { tree } = await settleEpoch(fx, 0n, [{ account: greedy, cumulativeAmount: tokens(1_000) }], {
+        clients: [fx.clients[0].address],
+        amounts: [tokens(10)],
+      });
+      await expect(fx.claims.claim(greedy, tokens(1_000), tree.proof(greedy)))
+        .to.be.revertedWithCustomError(fx.claims, "InsufficientFunds")
+        .withArgs(tokens(1_000), tokens(10));
+    });
+
+    it("conserves tokens across escrow, claims and staking over two epochs with every account claiming", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const start = await holdings(fx);
+      for (const { account, cumulativeAmount } of fx.entries) {
+        await (await fx.claims.claim(account, cumulativeAmount, fx.tree.proof(account))).wait();
+      }
+      const entries1 = fx.entries.map((e) => ({ ...e, cumulativeAmount: e.cumulativeAmount * 2n }));
+      const { tree } = await settleEpoch(fx, 1n, entries1, {
+        clients: fx.clients.map((c) => c.address),
+        amounts: [tokens(100), tokens(200), tokens(300)],
+      });
+      for (const { account, cumulativeAmount } of entries1) {
+        await (await fx.claims.claim(account, cumulativeAmount, tree.proof(account))).wait();
+      }
+      expect(await holdings(fx)).to.equal(start);
+      expect(await fx.claims.totals()).to.deep.equal([tokens(1_200), tokens(1_200)]);
+      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(0n);
+      const escrowHeld = await fx.token.balanceOf(await fx.escrow.getAddress());
+      expect(escrowHeld).to.equal(await fx.escrow.totalBalance());
+      expect(escrowHeld).to.equal(3n * DEPOSIT - tokens(1_200));
+    });
+  });
+});
