@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+
+import {RewardClaims} from "../../contracts/claims/RewardClaims.sol";
+import {PaymentEscrow} from "../../contracts/escrow/PaymentEscrow.sol";
+import {INodeStaking} from "../../contracts/interfaces/INodeStaking.sol";
+import {IRewardClaims} from "../../contracts/interfaces/IRewardClaims.sol";
+import {EpochSettlement} from "../../contracts/settlement/EpochSettlement.sol";
+import {InframeshTypes} from "../../contracts/settlement/InframeshTypes.sol";
+import {StakingFixture} from "./utils/StakingFixture.sol";
+import {vm} from "./utils/Vm.sol";
+
+/// @title RewardClaimsFuzzTest
+/// @notice Escrow, settlement, claims and staking together over random epochs of cumulative
+/// earnings and random claim schedules: no account is ever paid more than its posted cumulative
+/// amount, every claim pays exactly the difference since the last one, an inflated amount never
+/// proves, and tokens are conserved (claims hold funded - paid, the escrow its total balance).
+contract RewardClaimsFuzzTest is StakingFixture {
+    uint256 internal constant EPOCHS = 4;
+    uint256 internal constant ORACLE_KEY = 0xA11CE;
+    uint32 internal constant CHALLENGE_WINDOW = 1 hours;
+    /// @dev Largest earnings increment per account per epoch: a billion tokens.
+    uint256 internal constant MAX_INCREMENT = 1e27;
+
+    address internal constant NODE = address(0x40DE);
+    address internal constant PUBLISHER = address(0xB0B);
+    address internal constant CLIENT = address(0xC11E);
+
+    PaymentEscrow internal escrow;
+    EpochSettlement internal settlement;
+    RewardClaims internal claims;
+    uint256 internal initialPoolStake;
+
+    function setUp() public {
+        _deploy();
+        escrow = new PaymentEscrow(token, address(this), 1 days);
+        address[] memory members = new address[](1);
+        members[0] = vm.addr(ORACLE_KEY);
+        settlement = new EpochSettlement(address(this), members, 1, CHALLENGE_WINDOW);
+        claims = new RewardClaims(settlement, escrow, staking, token);
+        escrow.grantRole(escrow.SETTLEMENT_ROLE(), address(claims));
+        staking.grantRole(staking.REWARDER_ROLE(), address(claims));
+
+        _approve(NODE);
+        _register(NODE);
+        _stake(NODE, NODE, MIN_SELF_STAKE);
+        initialPoolStake = staking.activePool(NODE).stake;
+
+        uint256 deposit = 2 * EPOCHS * MAX_INCREMENT;
+        token.transfer(CLIENT, deposit);
+        vm.startPrank(CLIENT);
+        token.approve(address(escrow), deposit);
+        escrow.deposit(deposit);
+        vm.stopPrank();
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// @dev Posts, finalises and funds epoch `epoch` with a two-leaf root, the client paying `debit`.
+    function _settle(uint64 epoch, bytes32 root, uint256 debit) internal {
+        InframeshTypes.Settlement memory s = InframeshTypes.Settlement({
+            epoch: epoch,
+            earningsRoot: root,
+            totalDebits: debit,
+            fees: 0,
+            royalties: 0,
+            redistributedSlash: 0,
+            receiptCount: 1,
+            batchSha256: sha256(abi.encode(epoch))
+        });
+        (uint8 v, bytes32 r, bytes32 sig) = vm.sign(ORACLE_KEY, settlement.hashSettlement(s));
+        bytes[] memory signatures = new bytes[](1);
+        signatures[0] = abi.encodePacked(r, sig, v);
+        settlement.post(s, signatures);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        settlement.finalise(epoch);
+        address[] memory clients = new address[](debit == 0 ? 0 : 1);
+        uint256[] memory amounts = new uint256[](debit == 0 ? 0 : 1);
+        if (debit != 0) {
+            clients[0] = CLIENT;
+            amounts[0] = debit;
+        }
+        vm.prank(vm.addr(ORACLE_KEY));
+        claims.collectDebits(s, clients, amounts);
+    }
+
+    function _proof(bytes32 sibling) internal pure returns (bytes32[] memory proof) {
+        proof = new bytes32[](1);
+        proof[0] = sibling;
+    }
+
+    /// @dev What `account` has received so far: tokens, plus for the node its pool's growth.
+    function _received(address account) internal view returns (uint256) {
+        uint256 got = token.balanceOf(account);
+        if (account == NODE) got += staking.activePool(NODE).stake - initialPoolStake;
+        return got;
+    }
+
+    /// @dev Claims for `account` if it has anything new, else expects NothingToClaim; checks the amount paid.
+    function _claimAndCheck(address account, uint256 cumulative, bytes32 sibling, uint256 inflate) internal {
+        bytes32[] memory proof = _proof(sibling);
+        // A larger amount than posted never proves.
+        uint256 inflated = cumulative + 1 + bound(inflate, 0, MAX_INCREMENT);
+        vm.expectRevert(abi.encodeWithSelector(IRewardClaims.InvalidProof.selector, account, inflated));
+        claims.claim(account, inflated, proof);
+
+        uint256 already = claims.claimed(account);
+        if (cumulative == already) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IRewardClaims.NothingToClaim.selector, account, cumulative, already)
+            );
+            claims.claim(account, cumulative, proof);
+            return;
+        }
+        uint256 before = _received(account);
+        uint256 paid = claims.claim(account, cumulative, proof);
+        assertEq(paid, cumulative - already, "paid != cumulative - claimed");
+        // Commission to the operator plus the pool's growth is exactly the amount paid.
+        assertEq(_received(account) - before, paid, "received != paid");
+        assertEq(claims.claimed(account), cumulative, "claimed != cumulative");
+    }
+
+    // ------------------------------------------------------------------ tests
+
+    /// @notice Over `EPOCHS` epochs of random increments and random claim schedules, each account
+    /// receives in all exactly what it claimed, never more than its latest posted cumulative amount.
+    function testFuzz_claims_neverPayMoreThanPosted(
+        uint256[EPOCHS] memory nodeIncrements,
+        uint256[EPOCHS] memory publisherIncrements,
+        uint256 claimMask,
+        uint256 inflate
+    ) public {
+        uint256 nodeCumulative = 0;
+        uint256 publisherCumulative = 0;
+        for (uint256 e = 0; e < EPOCHS; ++e) {
+            uint256 nodeIncrement = bound(nodeIncrements[e], 0, MAX_INCREMENT);
+            uint256 publisherIncrement = bound(publisherIncrements[e], 0, MAX_INCREMENT);
+            nodeCumulative += nodeIncrement;
+            publisherCumulative += publisherIncrement;
+            bytes32 nodeLeaf = claims.leafHash(NODE, nodeCumulative);
+            bytes32 publisherLeaf = claims.leafHash(PUBLISHER, publisherCumulative);
+            _settle(
+                uint64(e),
+                Hashes.commutativeKeccak256(nodeLeaf, publisherLeaf),
+                nodeIncrement + publisherIncrement
+            );
+
+            if (claimMask & (1 << (2 * e)) != 0) _claimAndCheck(NODE, nodeCumulative, publisherLeaf, inflate);
+            if (claimMask & (1 << (2 * e + 1)) != 0) {
+                _claimAndCheck(PUBLISHER, publisherCumulative, nodeLeaf, inflate);
+            }
+
+            assertLe(claims.claimed(NODE), nodeCumulative, "node claimed more than posted");
+            assertLe(claims.claimed(PUBLISHER), publisherCumulative, "publisher claimed more than posted");
+            assertLe(_received(NODE), nodeCumulative, "node received more than posted");
+            assertLe(_received(PUBLISHER), publisherCumulative, "publisher received more than posted");
+            (uint256 funded, uint256 paid) = claims.totals();
+            assertEq(token.balanceOf(address(claims)), funded - paid, "claims balance != funded - paid");
+            assertEq(token.balanceOf(address(escrow)), escrow.totalBalance(), "escrow balance != total balance");
+        }
+        // Claiming everything at the end pays each account exactly its final cumulative amount.
+        bytes32 finalNodeLeaf = claims.leafHash(NODE, nodeCumulative);
+        bytes32 finalPublisherLeaf = claims.leafHash(PUBLISHER, publisherCumulative);
+        _claimAndCheck(NODE, nodeCumulative, finalPublisherLeaf, inflate);
+        _claimAndCheck(PUBLISHER, publisherCumulative, finalNodeLeaf, inflate);
+        assertEq(_received(NODE), nodeCumulative, "node total != posted");
+        assertEq(_received(PUBLISHER), publisherCumulative, "publisher total != posted");
+        assertEq(token.balanceOf(address(claims)), 0, "claims keeps tokens after every claim");
+    }
+
+    /// @notice A stale leaf (an earlier epoch's cumulative amount) never proves against a later root.
+    function testFuzz_claim_staleLeafRefused(uint256 first, uint256 increment) public {
+        first = bound(first, 1, MAX_INCREMENT);
+        increment = bound(increment, 1, MAX_INCREMENT);
+        bytes32 publisherLeaf = claims.leafHash(PUBLISHER, 1);
+        _settle(0, Hashes.commutativeKeccak256(claims.leafHash(NODE, first), publisherLeaf), first + 1);
+        _settle(1, Hashes.commutativeKeccak256(claims.leafHash(NODE, first + increment), publisherLeaf), increment);
+        vm.expectRevert(abi.encodeWithSelector(IRewardClaims.InvalidProof.selector, NODE, first));
+        claims.claim(NODE, first, _proof(publisherLeaf));
+        INodeStaking.Pool memory pool = staking.activePool(NODE);
+        assertEq(pool.stake, initialPoolStake, "a refused claim moved stake");
+    }
+}
