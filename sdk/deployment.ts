@@ -4,7 +4,15 @@
 import { getAddress, isAddress, isHash, type Abi, type Address, type Hash } from "viem";
 
 /** The contracts a deployment names, by their role in the protocol. */
-export const CONTRACT_KEYS = ["stakeToken", "timelock", "nodeStaking", "modelRegistry"] as const;
+export const CONTRACT_KEYS = [
+  "stakeToken",
+  "timelock",
+  "nodeStaking",
+  "modelRegistry",
+  "paymentEscrow",
+  "epochSettlement",
+  "rewardClaims",
+] as const;
 export type ContractKey = (typeof CONTRACT_KEYS)[number];
 
 /** One deployed (or, for an existing stake token, referenced) contract. */

@@ -10,6 +10,9 @@ import { type Address, type Hex, concat, encodeAbiParameters, getAddress, keccak
 /** keccak256("Inframesh.EarningsLeaf.v1"), as RewardClaims.EARNINGS_LEAF_TAG. */
 export const EARNINGS_LEAF_TAG: Hex = keccak256(toHex("Inframesh.EarningsLeaf.v1"));
 
+/** keccak256("SETTLEMENT_ROLE"): PaymentEscrow's debit role, held by RewardClaims. */
+export const SETTLEMENT_ROLE: Hex = keccak256(toHex("SETTLEMENT_ROLE"));
+
 /** One account's cumulative earnings up to and including the settlement's epoch. */
 export type EarningsEntry = { account: Address; cumulativeAmount: bigint };
 

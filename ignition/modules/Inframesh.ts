@@ -1,14 +1,17 @@
 // The Inframesh contracts as one Ignition module: stake token, governance timelock,
-// NodeStaking (every protocol role wired, governance handed to the timelock) and the
-// ModelRegistry (permissionless, no admin: nothing to hand over).
+// NodeStaking (every protocol role wired, governance handed to the timelock), the
+// ModelRegistry (permissionless, no admin: nothing to hand over) and settlement:
+// PaymentEscrow, EpochSettlement and RewardClaims (SETTLEMENT_ROLE on the escrow and
+// REWARDER_ROLE on staking, see docs/settlement.md), governed by the timelock.
 //
 // Run through `npx hardhat deploy` (scripts/deploy/task.ts), which validates the parameters,
 // fills the defaults that Ignition cannot express (an account list such as `proposers`) and
 // records the result in deployments/<network>.json. `npx hardhat ignition deploy
-// ignition/modules/Inframesh.ts` works too when `proposers` is given.
+// ignition/modules/Inframesh.ts` works too when `proposers` and `oracles` are given.
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import { erc20Abi } from "viem";
 
+import { SETTLEMENT_ROLE } from "../../sdk/earnings.ts";
 import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
 
 /** Module id: the key of this module's parameters in a parameters file. */
@@ -31,6 +34,12 @@ export const DEFAULT_PARAMETERS = {
   burnBps: 5_000,
   /** Active stake at which a node reaches tier 2, 3, 4. */
   tierThresholds: [50_000n * TOKEN, 250_000n * TOKEN, 1_000_000n * TOKEN],
+  /** EpochSettlement: signatures needed to post (committee default: [deployer]). */
+  oracleThreshold: 1n,
+  /** EpochSettlement: seconds between posting and finality. */
+  challengeWindow: 1n * DAY,
+  /** PaymentEscrow: seconds between a withdrawal request and the withdrawal. */
+  withdrawalDelay: 7n * DAY,
 } as const;
 
 /**
@@ -91,6 +100,23 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
       m.getParameter("redistributionRecipient", deployer),
     ]);
 
+    // Settlement. The escrow takes the stake token (RewardClaims checks the two match) and the
+    // deployer as admin only long enough to grant SETTLEMENT_ROLE. EpochSettlement has no role
+    // to grant, so the timelock is its admin from construction: the deployer never holds it.
+    const paymentEscrow = m.contract("PaymentEscrow", [
+      stakeToken,
+      deployer,
+      m.getParameter("withdrawalDelay", DEFAULT_PARAMETERS.withdrawalDelay),
+    ]);
+    const epochSettlement = m.contract("EpochSettlement", [
+      timelock,
+      m.getParameter<string[]>("oracles"),
+      m.getParameter("oracleThreshold", DEFAULT_PARAMETERS.oracleThreshold),
+      m.getParameter("challengeWindow", DEFAULT_PARAMETERS.challengeWindow),
+    ]);
+    // No roles: it reads finality from the settlement and holds the roles granted below.
+    const rewardClaims = m.contract("RewardClaims", [epochSettlement, paymentEscrow, nodeStaking, stakeToken]);
+
     const grants = [
       m.call(nodeStaking, "grantRole", [SLASHER_ROLE, m.getParameter("slasher", deployer)], {
         id: "grantSlasherRole",
@@ -101,6 +127,8 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
       m.call(nodeStaking, "grantRole", [REWARDER_ROLE, m.getParameter("rewarder", deployer)], {
         id: "grantRewarderRole",
       }),
+      // RewardClaims pays node rewards through NodeStaking.addRewards.
+      m.call(nodeStaking, "grantRole", [REWARDER_ROLE, rewardClaims], { id: "grantRewarderRoleToRewardClaims" }),
       m.call(nodeStaking, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantAdminRoleToTimelock" }),
     ];
     // Last: once renounced, only the timelock can change NodeStaking.
@@ -109,10 +137,21 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
       after: grants,
     });
 
+    const escrowGrants = [
+      // RewardClaims is the escrow's only debitor (collectDebits).
+      m.call(paymentEscrow, "grantRole", [SETTLEMENT_ROLE, rewardClaims], { id: "grantEscrowSettlementRole" }),
+      m.call(paymentEscrow, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantEscrowAdminRoleToTimelock" }),
+    ];
+    // Last: once renounced, only the timelock can change the escrow.
+    m.call(paymentEscrow, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], {
+      id: "renounceDeployerEscrowAdminRole",
+      after: escrowGrants,
+    });
+
     // No admin role and no constructor arguments: each model's publisher alone changes it.
     const modelRegistry = m.contract("ModelRegistry", []);
 
-    return { stakeToken, timelock, nodeStaking, modelRegistry };
+    return { stakeToken, timelock, nodeStaking, modelRegistry, paymentEscrow, epochSettlement, rewardClaims };
   });
 }
 

@@ -28,6 +28,14 @@ export interface InframeshParameters {
   slasher: Address;
   pauser: Address;
   rewarder: Address;
+  /** EpochSettlement's committee. */
+  oracles: Address[];
+  /** Committee signatures needed to post a settlement. */
+  oracleThreshold: bigint;
+  /** EpochSettlement: seconds between posting and finality. */
+  challengeWindow: bigint;
+  /** PaymentEscrow: seconds between a withdrawal request and the withdrawal. */
+  withdrawalDelay: bigint;
 }
 
 const PARAMETER_NAMES = [
@@ -46,6 +54,10 @@ const PARAMETER_NAMES = [
   "slasher",
   "pauser",
   "rewarder",
+  "oracles",
+  "oracleThreshold",
+  "challengeWindow",
+  "withdrawalDelay",
 ] as const satisfies readonly (keyof InframeshParameters)[];
 
 // Bounds NodeStaking enforces (see _setParameters / _setTierThresholds). minSelfStake is held
@@ -57,6 +69,15 @@ const MAX_TIERS = 16;
 const MAX_MIN_SELF_STAKE = 2n ** 96n - 1n;
 const MAX_UINT256 = 2n ** 256n - 1n;
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+// Bounds EpochSettlement (_setCommittee, _setChallengeWindow) and PaymentEscrow
+// (_setWithdrawalDelay) enforce.
+const MAX_ORACLES = 32;
+const HOUR = 3_600n;
+const DAY = 86_400n;
+const MIN_CHALLENGE_WINDOW = HOUR;
+const MAX_CHALLENGE_WINDOW = 30n * DAY;
+const MIN_WITHDRAWAL_DELAY = DAY;
+const MAX_WITHDRAWAL_DELAY = 90n * DAY;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -143,6 +164,18 @@ export function resolveParameters(file: unknown, deployerAddress: string): Infra
     slasher: has("slasher") ? toAddress("slasher", given.slasher) : deployer,
     pauser: has("pauser") ? toAddress("pauser", given.pauser) : deployer,
     rewarder: has("rewarder") ? toAddress("rewarder", given.rewarder) : deployer,
+    oracles: has("oracles")
+      ? toList("oracles", given.oracles).map((o, i) => toAddress(`oracles[${i}]`, o))
+      : [deployer],
+    oracleThreshold: has("oracleThreshold")
+      ? toUint("oracleThreshold", given.oracleThreshold)
+      : DEFAULT_PARAMETERS.oracleThreshold,
+    challengeWindow: has("challengeWindow")
+      ? toUint("challengeWindow", given.challengeWindow)
+      : DEFAULT_PARAMETERS.challengeWindow,
+    withdrawalDelay: has("withdrawalDelay")
+      ? toUint("withdrawalDelay", given.withdrawalDelay)
+      : DEFAULT_PARAMETERS.withdrawalDelay,
   };
   checkBounds(parameters);
   return parameters;
@@ -184,6 +217,41 @@ function checkBounds(p: InframeshParameters): void {
       throw new InvalidParametersError(`tierThresholds must be strictly ascending: [${i}] ${threshold} <= ${previous}`);
     }
   });
+  checkSettlementBounds(p);
+}
+
+function checkSettlementBounds(p: InframeshParameters): void {
+  if (p.oracles.length === 0) throw new InvalidParametersError("oracles must name at least one account");
+  if (p.oracles.length > MAX_ORACLES) {
+    throw new InvalidParametersError(`at most ${MAX_ORACLES} oracles, got ${p.oracles.length}`);
+  }
+  p.oracles.forEach((oracle, i) => {
+    const first = p.oracles.indexOf(oracle);
+    if (first !== i) throw new InvalidParametersError(`oracles[${i}] repeats oracles[${first}] (${oracle})`);
+  });
+  if (p.oracleThreshold === 0n) throw new InvalidParametersError("oracleThreshold must be at least 1");
+  if (p.oracleThreshold > BigInt(p.oracles.length)) {
+    throw new InvalidParametersError(
+      `oracleThreshold ${p.oracleThreshold} exceeds the committee size (${p.oracles.length} oracles)`,
+    );
+  }
+  if (p.challengeWindow < MIN_CHALLENGE_WINDOW || p.challengeWindow > MAX_CHALLENGE_WINDOW) {
+    throw new InvalidParametersError(
+      `challengeWindow must be between ${MIN_CHALLENGE_WINDOW} (1 hour) and ${MAX_CHALLENGE_WINDOW} (30 days) seconds, got ${p.challengeWindow}`,
+    );
+  }
+  if (p.withdrawalDelay < MIN_WITHDRAWAL_DELAY || p.withdrawalDelay > MAX_WITHDRAWAL_DELAY) {
+    throw new InvalidParametersError(
+      `withdrawalDelay must be between ${MIN_WITHDRAWAL_DELAY} (1 day) and ${MAX_WITHDRAWAL_DELAY} (90 days) seconds, got ${p.withdrawalDelay}`,
+    );
+  }
+  // A job is debited only once its epoch is final: the delay must outlast the challenge window
+  // (and the epoch length, which the chain does not know; see docs/settlement.md).
+  if (p.withdrawalDelay <= p.challengeWindow) {
+    throw new InvalidParametersError(
+      `withdrawalDelay (${p.withdrawalDelay} s) must be longer than challengeWindow (${p.challengeWindow} s): clients could withdraw before their jobs are debited`,
+    );
+  }
 }
 
 /** Which module variant the parameters call for. */

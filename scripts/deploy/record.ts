@@ -74,7 +74,7 @@ export function describeDeployment(record: DeploymentRecord): string {
   for (const key of CONTRACT_KEYS) {
     const c = record.contracts[key];
     const origin = c.deployBlock === null ? "existing contract" : `block ${c.deployBlock}`;
-    lines.push(`  ${key.padEnd(13)} ${c.contractName.padEnd(18)} ${c.address}  ${origin}`);
+    lines.push(`  ${key.padEnd(15)} ${c.contractName.padEnd(18)} ${c.address}  ${origin}`);
   }
   return lines.join("\n");
 }

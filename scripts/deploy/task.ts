@@ -81,6 +81,9 @@ export default async function deployAction(
       timelock: getAddress(await deployed.timelock.getAddress()),
       nodeStaking: getAddress(await deployed.nodeStaking.getAddress()),
       modelRegistry: getAddress(await deployed.modelRegistry.getAddress()),
+      paymentEscrow: getAddress(await deployed.paymentEscrow.getAddress()),
+      epochSettlement: getAddress(await deployed.epochSettlement.getAddress()),
+      rewardClaims: getAddress(await deployed.rewardClaims.getAddress()),
     };
     for (const [key, address] of Object.entries(addresses)) {
       await checkDeployedCode(provider, key, address, journalDir);
@@ -329,6 +332,9 @@ async function contractFacts(
     await deployedFact("timelock", "InframeshTimelock"),
     await deployedFact("nodeStaking", "NodeStaking"),
     await deployedFact("modelRegistry", "ModelRegistry"),
+    await deployedFact("paymentEscrow", "PaymentEscrow"),
+    await deployedFact("epochSettlement", "EpochSettlement"),
+    await deployedFact("rewardClaims", "RewardClaims"),
   ];
 }
 

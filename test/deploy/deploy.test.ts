@@ -12,6 +12,7 @@ import { createPublicClient, encodeFunctionData, http, type Address } from "viem
 
 import { PROJECT_ROOT, rpc, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
+import { SETTLEMENT_ROLE } from "../../sdk/earnings.ts";
 import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
 
 const DEPLOYMENT_ID = "local-test-deploy";
@@ -89,6 +90,11 @@ describe("npx hardhat deploy", function () {
     }
     expect(record.parameters.proposers).to.deep.equal([record.deployer]);
     expect(record.contracts.modelRegistry.contractName).to.equal("ModelRegistry");
+    expect(record.contracts.paymentEscrow.contractName).to.equal("PaymentEscrow");
+    expect(record.contracts.epochSettlement.contractName).to.equal("EpochSettlement");
+    expect(record.contracts.rewardClaims.contractName).to.equal("RewardClaims");
+    expect(record.parameters.oracles).to.deep.equal([record.deployer]);
+    expect(record.parameters.oracleThreshold).to.equal("1");
     expect(Number(await rpc(chain.rpcUrl, "eth_call", [modelCountCall(record), "latest"]))).to.equal(0);
   });
 
@@ -102,7 +108,7 @@ describe("npx hardhat deploy", function () {
     expect(await readFile(recordFile(), "utf8")).to.equal(firstFile);
   });
 
-  it("hands NodeStaking's admin role to the timelock and keeps none for the deployer", async function () {
+  it("wires RewardClaims' roles, hands every admin role to the timelock and keeps none for the deployer", async function () {
     const record: DeploymentRecord = parseDeploymentRecord(JSON.parse(firstFile));
     const client = createPublicClient({ transport: http(chain.rpcUrl) });
     const hasRole = (contract: Address, role: `0x${string}`, account: Address) =>
@@ -116,6 +122,17 @@ describe("npx hardhat deploy", function () {
     }
     expect(await hasRole(timelock.address, DEFAULT_ADMIN_ROLE, timelock.address)).to.equal(true);
     expect(await hasRole(timelock.address, DEFAULT_ADMIN_ROLE, record.deployer)).to.equal(false);
+
+    // Settlement: RewardClaims debits the escrow and rewards through staking; the timelock
+    // administers the escrow and the settlement, the deployer neither.
+    const { paymentEscrow, epochSettlement, rewardClaims } = record.contracts;
+    expect(await hasRole(nodeStaking.address, REWARDER_ROLE, rewardClaims.address)).to.equal(true);
+    expect(await hasRole(paymentEscrow.address, SETTLEMENT_ROLE, rewardClaims.address)).to.equal(true);
+    for (const contract of [paymentEscrow, epochSettlement]) {
+      expect(await hasRole(contract.address, DEFAULT_ADMIN_ROLE, timelock.address)).to.equal(true);
+      expect(await hasRole(contract.address, DEFAULT_ADMIN_ROLE, record.deployer)).to.equal(false);
+    }
+    expect(await hasRole(paymentEscrow.address, SETTLEMENT_ROLE, record.deployer)).to.equal(false);
     const executorRole = await client.readContract({
       address: timelock.address,
       abi: [

@@ -5,6 +5,7 @@ import { network } from "hardhat";
 
 import { buildInframeshModule } from "../../ignition/modules/Inframesh.ts";
 import { resolveParameters, stakeTokenSource, toIgnitionParameters } from "../../scripts/deploy/parameters.ts";
+import { SETTLEMENT_ROLE } from "../../sdk/earnings.ts";
 import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
 
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
@@ -12,9 +13,10 @@ const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 describe("Inframesh Ignition module", function () {
   this.timeout(60_000);
 
-  it("deploys the dev token, the timelock, NodeStaking and the ModelRegistry, and hands governance to the timelock", async function () {
+  it("deploys the dev token, the timelock, NodeStaking, the ModelRegistry and settlement, and hands governance to the timelock", async function () {
     const { ethers, ignition } = await network.create();
-    const [deployer, holder, proposer, slasher, pauser, rewarder, recipient] = await ethers.getSigners();
+    const [deployer, holder, proposer, slasher, pauser, rewarder, recipient, oracleA, oracleB, oracleC] =
+      await ethers.getSigners();
     const parameters = resolveParameters(
       {
         Inframesh: {
@@ -32,14 +34,18 @@ describe("Inframesh Ignition module", function () {
           slasher: slasher!.address,
           pauser: pauser!.address,
           rewarder: rewarder!.address,
+          oracles: [oracleA!.address, oracleB!.address, oracleC!.address],
+          oracleThreshold: 2,
+          challengeWindow: 7_200,
+          withdrawalDelay: 172_800,
         },
       },
       deployer!.address,
     );
-    const { stakeToken, timelock, nodeStaking, modelRegistry } = await ignition.deploy(
-      buildInframeshModule(stakeTokenSource(parameters)),
-      { parameters: toIgnitionParameters(parameters) },
-    );
+    const { stakeToken, timelock, nodeStaking, modelRegistry, paymentEscrow, epochSettlement, rewardClaims } =
+      await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters)), {
+        parameters: toIgnitionParameters(parameters),
+      });
     const timelockAddress = await timelock.getAddress();
 
     expect(await stakeToken.getFunction("balanceOf")(holder!.address)).to.equal(1_000n);
@@ -73,6 +79,34 @@ describe("Inframesh Ignition module", function () {
     expect(await timelockHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
     expect(await timelockHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
 
+    // Settlement: RewardClaims debits the escrow and rewards through staking; the timelock
+    // administers the escrow and the settlement; the deployer holds no role on either.
+    const tokenAddress = await stakeToken.getAddress();
+    const claimsAddress = await rewardClaims.getAddress();
+    expect(await paymentEscrow.getFunction("PAYMENT_TOKEN")()).to.equal(tokenAddress);
+    expect(await paymentEscrow.getFunction("withdrawalDelay")()).to.equal(172_800n);
+    expect(await epochSettlement.getFunction("oracles")()).to.deep.equal([
+      oracleA!.address,
+      oracleB!.address,
+      oracleC!.address,
+    ]);
+    expect(await epochSettlement.getFunction("threshold")()).to.equal(2n);
+    expect(await epochSettlement.getFunction("challengeWindow")()).to.equal(7_200n);
+    expect(await rewardClaims.getFunction("SETTLEMENT")()).to.equal(await epochSettlement.getAddress());
+    expect(await rewardClaims.getFunction("ESCROW")()).to.equal(await paymentEscrow.getAddress());
+    expect(await rewardClaims.getFunction("STAKING")()).to.equal(await nodeStaking.getAddress());
+    expect(await rewardClaims.getFunction("TOKEN")()).to.equal(tokenAddress);
+
+    expect(await hasRole(REWARDER_ROLE, claimsAddress)).to.equal(true);
+    const escrowHasRole = paymentEscrow.getFunction("hasRole");
+    expect(await escrowHasRole(SETTLEMENT_ROLE, claimsAddress)).to.equal(true);
+    expect(await escrowHasRole(SETTLEMENT_ROLE, deployer!.address)).to.equal(false);
+    expect(await escrowHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
+    expect(await escrowHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+    const settlementHasRole = epochSettlement.getFunction("hasRole");
+    expect(await settlementHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
+    expect(await settlementHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+
     // The registry is permissionless: no models yet, anyone registers and publishes.
     expect(await modelRegistry.getFunction("modelCount")()).to.equal(0n);
     expect(await ethers.provider.getCode(await modelRegistry.getAddress())).to.not.equal("0x");
@@ -86,13 +120,20 @@ describe("Inframesh Ignition module", function () {
     const nonceBefore = await ethers.provider.getTransactionCount(deployer!.address);
 
     const parameters = resolveParameters({ Inframesh: { stakeToken: existingAddress } }, deployer!.address);
-    const { stakeToken, nodeStaking } = await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters)), {
-      parameters: toIgnitionParameters(parameters),
-    });
+    const { stakeToken, nodeStaking, paymentEscrow, epochSettlement, rewardClaims } = await ignition.deploy(
+      buildInframeshModule(stakeTokenSource(parameters)),
+      { parameters: toIgnitionParameters(parameters) },
+    );
 
     expect(await stakeToken.getAddress()).to.equal(existingAddress);
     expect(await nodeStaking.getFunction("STAKE_TOKEN")()).to.equal(existingAddress);
-    // timelock, NodeStaking, four grants, the renounce and the ModelRegistry: no token deployment.
-    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(8);
+    expect(await paymentEscrow.getFunction("PAYMENT_TOKEN")()).to.equal(existingAddress);
+    expect(await rewardClaims.getFunction("TOKEN")()).to.equal(existingAddress);
+    // Defaults: the deployer alone is the committee, threshold 1.
+    expect(await epochSettlement.getFunction("oracles")()).to.deep.equal([deployer!.address]);
+    expect(await epochSettlement.getFunction("threshold")()).to.equal(1n);
+    // timelock, NodeStaking, five grants and the renounce, the ModelRegistry, PaymentEscrow,
+    // EpochSettlement, RewardClaims, two escrow grants and the escrow renounce: no token deployment.
+    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(15);
   });
 });

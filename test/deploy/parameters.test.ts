@@ -40,6 +40,10 @@ describe("deploy parameters", function () {
       slasher: DEPLOYER,
       pauser: DEPLOYER,
       rewarder: DEPLOYER,
+      oracles: [DEPLOYER],
+      oracleThreshold: 1n,
+      challengeWindow: DEFAULT_PARAMETERS.challengeWindow,
+      withdrawalDelay: DEFAULT_PARAMETERS.withdrawalDelay,
     });
     expect(stakeTokenSource(p)).to.equal("deploy");
     expect(resolveParameters({}, DEPLOYER)).to.deep.equal(p);
@@ -97,6 +101,41 @@ describe("deploy parameters", function () {
     rejects({ Inframesh: { initialSupply: 0 } }, /initialSupply must be positive/);
   });
 
+  it("checks the settlement committee, challenge window and withdrawal delay", function () {
+    const p = resolveParameters(
+      { Inframesh: { oracles: [ALICE, BOB], oracleThreshold: 2, challengeWindow: 3_600, withdrawalDelay: "86400" } },
+      DEPLOYER,
+    );
+    expect([p.oracles, p.oracleThreshold, p.challengeWindow, p.withdrawalDelay]).to.deep.equal([
+      [ALICE, BOB],
+      2n,
+      3_600n,
+      86_400n,
+    ]);
+    rejects({ Inframesh: { oracles: [] } }, /oracles must name at least one account/);
+    rejects({ Inframesh: { oracles: Array.from({ length: 33 }, () => ALICE) } }, /at most 32 oracles, got 33/);
+    rejects({ Inframesh: { oracles: [ALICE, BOB, ALICE.toLowerCase()] } }, /oracles\[2\] repeats oracles\[0\]/);
+    rejects({ Inframesh: { oracles: [ALICE, "nope"] } }, /oracles\[1\] must be an address/);
+    rejects({ Inframesh: { oracleThreshold: 0 } }, /oracleThreshold must be at least 1/);
+    rejects(
+      { Inframesh: { oracles: [ALICE, BOB], oracleThreshold: 3 } },
+      /oracleThreshold 3 exceeds the committee size \(2 oracles\)/,
+    );
+    rejects({ Inframesh: { oracleThreshold: 2 } }, /oracleThreshold 2 exceeds the committee size \(1 oracles\)/);
+    rejects({ Inframesh: { challengeWindow: 3_599 } }, /challengeWindow must be between 3600 .* got 3599/);
+    rejects({ Inframesh: { challengeWindow: 30 * 86_400 + 1 } }, /challengeWindow must be between/);
+    rejects({ Inframesh: { withdrawalDelay: 86_399 } }, /withdrawalDelay must be between 86400 .* got 86399/);
+    rejects({ Inframesh: { withdrawalDelay: 90 * 86_400 + 1 } }, /withdrawalDelay must be between/);
+    rejects(
+      { Inframesh: { challengeWindow: 2 * 86_400, withdrawalDelay: 2 * 86_400 } },
+      /withdrawalDelay \(172800 s\) must be longer than challengeWindow \(172800 s\)/,
+    );
+    rejects(
+      { Inframesh: { challengeWindow: 3 * 86_400, withdrawalDelay: 2 * 86_400 } },
+      /must be longer than challengeWindow/,
+    );
+  });
+
   it("rejects malformed values, unknown names and contradictions", function () {
     rejects({ Inframesh: { slasher: "0x1234" } }, /slasher must be an address/);
     rejects({ Inframesh: { pauser: "0x0000000000000000000000000000000000000000" } }, /pauser must not be the zero/);
@@ -117,12 +156,16 @@ describe("deploy parameters", function () {
     expect(Object.keys(ignition)).to.deep.equal(["Inframesh"]);
     expect(ignition.Inframesh).to.not.have.property("stakeToken");
     expect(ignition.Inframesh?.proposers).to.deep.equal([DEPLOYER]);
+    expect(ignition.Inframesh?.oracles).to.deep.equal([DEPLOYER]);
+    expect(ignition.Inframesh?.oracleThreshold).to.equal(1n);
 
     const json = parametersToJson(p);
     expect(json.stakeToken).to.equal(null);
     expect(json.minSelfStake).to.equal(DEFAULT_PARAMETERS.minSelfStake.toString());
     expect(json.maxSlashBps).to.equal(DEFAULT_PARAMETERS.maxSlashBps);
     expect(json.tierThresholds).to.deep.equal(DEFAULT_PARAMETERS.tierThresholds.map(String));
+    expect(json.oracles).to.deep.equal([DEPLOYER]);
+    expect(json.withdrawalDelay).to.equal(DEFAULT_PARAMETERS.withdrawalDelay.toString());
     expect(JSON.parse(JSON.stringify(json))).to.deep.equal(json);
   });
 });

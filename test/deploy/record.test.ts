@@ -44,6 +44,27 @@ function facts(overrides: Partial<DeploymentFacts> = {}): DeploymentFacts {
         abi: [],
         creation: { transactionHash: HASH(1), blockNumber: 1 },
       },
+      {
+        key: "rewardClaims",
+        contractName: "RewardClaims",
+        address: "0xa513e6e4b8f2a923d98304ec87f64353c4d5c853",
+        abi: [],
+        creation: { transactionHash: HASH(7), blockNumber: 7 },
+      },
+      {
+        key: "paymentEscrow",
+        contractName: "PaymentEscrow",
+        address: "0xdc64a140aa3e981100a9beca4e685f962f0cf6c9",
+        abi: [],
+        creation: { transactionHash: HASH(5), blockNumber: 5 },
+      },
+      {
+        key: "epochSettlement",
+        contractName: "EpochSettlement",
+        address: "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707",
+        abi: [],
+        creation: { transactionHash: HASH(6), blockNumber: 6 },
+      },
     ],
     parameters: resolveParameters(undefined, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
     ...overrides,
@@ -61,7 +82,15 @@ describe("deployment record", function () {
       "contracts",
       "parameters",
     ]);
-    expect(Object.keys(record.contracts)).to.deep.equal(["stakeToken", "timelock", "nodeStaking", "modelRegistry"]);
+    expect(Object.keys(record.contracts)).to.deep.equal([
+      "stakeToken",
+      "timelock",
+      "nodeStaking",
+      "modelRegistry",
+      "paymentEscrow",
+      "epochSettlement",
+      "rewardClaims",
+    ]);
     expect(record.deployer).to.equal("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
     expect(record.contracts.timelock).to.deep.include({
       address: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
@@ -80,6 +109,9 @@ describe("deployment record", function () {
     expect(parseDeploymentRecord(JSON.parse(text))).to.deep.equal(record);
     expect(describeDeployment(record)).to.match(/nodeStaking +NodeStaking +0x9fE4.* block 3/);
     expect(describeDeployment(record)).to.match(/modelRegistry +ModelRegistry +0xCf7E.* block 4/);
+    expect(describeDeployment(record)).to.match(/paymentEscrow +PaymentEscrow +0xDc64.* block 5/);
+    expect(describeDeployment(record)).to.match(/epochSettlement +EpochSettlement +0x5FC8.* block 6/);
+    expect(describeDeployment(record)).to.match(/rewardClaims +RewardClaims +0xa513.* block 7/);
   });
 
   it("records an existing stake token without a deploy block", function () {
@@ -109,6 +141,9 @@ describe("deployment record", function () {
     // A record written before the registry was deployed names what it lacks.
     const noRegistry = { ...good, contracts: { ...good.contracts, modelRegistry: undefined } };
     expect(() => parseDeploymentRecord(noRegistry)).to.throw(/contracts.modelRegistry must be an object/);
+    // So does one written before settlement was deployed.
+    const noClaims = { ...good, contracts: { ...good.contracts, rewardClaims: undefined } };
+    expect(() => parseDeploymentRecord(noClaims)).to.throw(/contracts.rewardClaims must be an object/);
     const badAddress = {
       ...good,
       contracts: { ...good.contracts, timelock: { ...good.contracts.timelock, address: "0x12" } },
