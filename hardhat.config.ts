@@ -18,29 +18,22 @@ const deploy = task("deploy", "Deploy the Inframesh contracts and write deployme
   .setAction(() => import("./scripts/deploy/task.ts"))
   .build();
 
+const compiler = {
+  version: solcVersion,
+  path: solcPath,
+  settings: {
+    evmVersion: "cancun",
+    optimizer: { enabled: true, runs: 10_000 },
+  },
+};
+
 export default defineConfig({
   plugins: [hardhatToolboxMochaEthers, hardhatViem],
   tasks: [deploy],
   solidity: {
-    profiles: {
-      default: {
-        version: solcVersion,
-        path: solcPath,
-        settings: {
-          evmVersion: "cancun",
-          optimizer: { enabled: true, runs: 10_000 },
-        },
-      },
-      production: {
-        version: solcVersion,
-        path: solcPath,
-        settings: {
-          evmVersion: "cancun",
-          viaIR: true,
-          optimizer: { enabled: true, runs: 10_000 },
-        },
-      },
-    },
+    // One compiler setting for tests, benchmarks and deployments, so the bytecode deployed is the
+    // bytecode tested and measured (Ignition deploys with the production profile).
+    profiles: { default: compiler, production: compiler },
   },
   paths: {
     tests: { mocha: "test", solidity: "test/contracts" },
