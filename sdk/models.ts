@@ -155,20 +155,27 @@ function toReceipt(receipt: TransactionReceipt): ModelReceipt {
   return { hash: receipt.transactionHash, blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed };
 }
 
+/** Simulates `functionName` on the registry (so a revert is decoded before anything is sent), sends it, waits. */
 async function send(
   contracts: ModelContracts,
   wallet: StakingWallet,
-  action: string,
-  request: Parameters<PublicClient["simulateContract"]>[0],
+  functionName: "registerModel" | "publishVersion" | "setMatureModel",
+  args: readonly unknown[],
 ): Promise<{ receipt: ModelReceipt; result: unknown }> {
   try {
-    const simulated = await contracts.publicClient.simulateContract({ ...request, account: wallet.account });
+    const simulated = await contracts.publicClient.simulateContract({
+      address: contracts.modelRegistry,
+      abi: modelRegistryAbi,
+      functionName,
+      args,
+      account: wallet.account,
+    } as Parameters<PublicClient["simulateContract"]>[0]);
     const hash = await wallet.writeContract(simulated.request as Parameters<StakingWallet["writeContract"]>[0]);
     const receipt = await contracts.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
     return { receipt: toReceipt(receipt), result: simulated.result };
   } catch (error) {
-    throw new ModelRegistryCallError(action, describeRevert(error), { cause: error });
+    throw new ModelRegistryCallError(functionName, describeRevert(error), { cause: error });
   }
 }
 
@@ -178,12 +185,7 @@ export async function registerModel(
   publisher: StakingWallet,
   name: string,
 ): Promise<ModelReceipt & { modelId: bigint }> {
-  const { receipt, result } = await send(contracts, publisher, "registerModel", {
-    address: contracts.modelRegistry,
-    abi: modelRegistryAbi,
-    functionName: "registerModel",
-    args: [name],
-  });
+  const { receipt, result } = await send(contracts, publisher, "registerModel", [name]);
   return { ...receipt, modelId: result as bigint };
 }
 
@@ -194,12 +196,7 @@ export async function publishVersion(
   modelId: bigint,
   input: VersionInput,
 ): Promise<ModelReceipt & { version: bigint }> {
-  const { receipt, result } = await send(contracts, publisher, "publishVersion", {
-    address: contracts.modelRegistry,
-    abi: modelRegistryAbi,
-    functionName: "publishVersion",
-    args: [modelId, input],
-  });
+  const { receipt, result } = await send(contracts, publisher, "publishVersion", [modelId, input]);
   return { ...receipt, version: result as bigint };
 }
 
@@ -211,12 +208,7 @@ export async function setMatureModel(
   manifestHash: string,
   price: bigint,
 ): Promise<ModelReceipt & { version: bigint }> {
-  const { receipt, result } = await send(contracts, publisher, "setMatureModel", {
-    address: contracts.modelRegistry,
-    abi: modelRegistryAbi,
-    functionName: "setMatureModel",
-    args: [modelId, manifestHash, price],
-  });
+  const { receipt, result } = await send(contracts, publisher, "setMatureModel", [modelId, manifestHash, price]);
   return { ...receipt, version: result as bigint };
 }
 
