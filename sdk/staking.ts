@@ -67,6 +67,7 @@ export const nodeStakingAbi = parseAbi([
   "function tierOf(address node) view returns (uint8)",
   "function slashedOwed() view returns (uint256 redistribution, uint256 burn)",
   "function hasRole(bytes32 role, address account) view returns (bool)",
+  "event Staked(address indexed node, address indexed staker, uint256 amount, uint256 shares)",
   "event Unbonded(address indexed node, address indexed staker, uint256 indexed lockId, uint256 amount, uint256 activeShares, uint256 unbondingShares, uint64 withdrawableAt)",
   "error ZeroAmount()",
   "error UnknownNode(address node)",
@@ -276,6 +277,38 @@ export async function unbond(
     throw new StakingCallError("unbond", "no Unbonded event in the receipt", { cause: receipt });
   }
   return { ...toReceipt(receipt), lockId: event.args.lockId, withdrawableAt: event.args.withdrawableAt };
+}
+
+/** Cancels unbonding lock `lockId` on `node`: its value goes back to the wallet's active stake. */
+export async function rebond(
+  contracts: StakingContracts,
+  staker: StakingWallet,
+  node: Address,
+  lockId: bigint,
+): Promise<StakingReceipt & { shares: bigint }> {
+  const { receipt, result } = await send(contracts, staker, "rebond", {
+    address: contracts.nodeStaking,
+    abi: nodeStakingAbi,
+    functionName: "rebond",
+    args: [node, lockId],
+  });
+  return { ...toReceipt(receipt), shares: result as bigint };
+}
+
+/** Withdraws matured unbonding lock `lockId` on `node` to the wallet; returns the tokens paid. */
+export async function withdraw(
+  contracts: StakingContracts,
+  staker: StakingWallet,
+  node: Address,
+  lockId: bigint,
+): Promise<StakingReceipt & { amount: bigint }> {
+  const { receipt, result } = await send(contracts, staker, "withdraw", {
+    address: contracts.nodeStaking,
+    abi: nodeStakingAbi,
+    functionName: "withdraw",
+    args: [node, lockId],
+  });
+  return { ...toReceipt(receipt), amount: result as bigint };
 }
 
 /** Slashes `node` by `amount` for the evidence whose sha256 is `evidence`. Slasher role only. */

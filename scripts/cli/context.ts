@@ -1,5 +1,5 @@
 // Where the `infra` CLI finds the network: deployments/<network>.json for the addresses, an RPC
-// URL, and the signing key from INFRAMESH_PRIVATE_KEY. The I/O edge of the CLI.
+// URL, and (wallet.ts) the signing key. The I/O edge of the CLI.
 //
 // Environment:
 //   INFRAMESH_PRIVATE_KEY      0x-prefixed secp256k1 key of the account that signs (register, publish, mature)
@@ -13,18 +13,17 @@ import {
   createWalletClient,
   defineChain,
   http,
-  isHex,
   type Chain,
   type PublicClient,
   type Transport,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
 
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
 import type { ModelContracts } from "../../sdk/models.ts";
 import type { StakingWallet } from "../../sdk/staking.ts";
 import { PROJECT_ROOT } from "../lib/local-chain.ts";
 import { CliError } from "./format.ts";
+import { accountFromEnv } from "./wallet.ts";
 
 export interface NetworkContext {
   record: DeploymentRecord;
@@ -98,18 +97,7 @@ export async function openNetwork(network: string, env: NodeJS.ProcessEnv = proc
   };
 }
 
-/** The wallet of INFRAMESH_PRIVATE_KEY on the network. */
+/** The wallet of INFRAMESH_PRIVATE_KEY on the network (see wallet.ts for keystores). */
 export function signer(context: NetworkContext, env: NodeJS.ProcessEnv = process.env): StakingWallet {
-  const key = env.INFRAMESH_PRIVATE_KEY;
-  if (key === undefined || key === "") {
-    throw new CliError("INFRAMESH_PRIVATE_KEY is not set: the key of the account that signs (0x + 64 hex)");
-  }
-  if (!isHex(key) || key.length !== 66) throw new CliError("INFRAMESH_PRIVATE_KEY must be 0x followed by 64 hex");
-  let account;
-  try {
-    account = privateKeyToAccount(key);
-  } catch (error) {
-    throw new CliError("INFRAMESH_PRIVATE_KEY is not a valid secp256k1 key", { cause: error });
-  }
-  return createWalletClient({ account, chain: context.chain, transport: context.transport });
+  return createWalletClient({ account: accountFromEnv(env), chain: context.chain, transport: context.transport });
 }

@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// `infra`: the Inframesh command line. Today: `infra model register | publish <dir> | mature | show`.
+// `infra`: the Inframesh command line.
 //
+//   npx infra stake --node <address> --amount <tokens>   self-stake (or stake on any node); approves first
+//   npx infra delegate --node <address> --amount <tokens> stake on another operator's node
+//   npx infra unbond --node <address> --amount <tokens>  start an unbonding lock
+//   npx infra rebond --node <address> --lock <id>        cancel a lock
+//   npx infra withdraw --node <address> [--lock <id>]    withdraw matured locks
+//   npx infra status [--account <address>] [--node <address>]  stake, locks with time left, tiers
+//   npx infra wallet create <file>                       a new encrypted JSON keystore
 //   npx infra model register <name>                      register a model; the key's account publishes it
 //   npx infra model publish <dir> --peer <url>…          shard <dir>/model.yaml's weights 10+4, upload them,
 //                                                        publishVersion, then setMatureModel (unless --no-mature)
@@ -8,13 +15,13 @@
 //   npx infra model show <model>                         a model and its serving version
 //   npx infra blob serve <dir> [--port 8600]             a blob-store peer on 127.0.0.1 until Ctrl-C
 //
-// Global: --network <name> (reads deployments/<name>.json; default localhost), --json.
-// The key comes from INFRAMESH_PRIVATE_KEY (see context.ts). Node 22 runs this file as is:
+// Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
+// --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
 // `npx` puts node_modules/.bin (the pinned Node 22) first on PATH, which the shebang finds.
 import { Command, CommanderError, Option } from "commander";
 
 import { startBlobServer } from "../../sdk/blob/server.ts";
-import { openNetwork, signer } from "./context.ts";
+import { openNetwork } from "./context.ts";
 import {
   CliError,
   formatModel,
@@ -28,20 +35,9 @@ import {
   toJson,
 } from "./format.ts";
 import { matureAction, publishAction, registerAction, resolveModel } from "./model.ts";
-
-interface GlobalOptions {
-  network: string;
-  json: boolean;
-}
-
-function globals(command: Command): GlobalOptions {
-  return command.optsWithGlobals<GlobalOptions>();
-}
-
-/** Text for people, JSON for scripts: exactly one of them on stdout. */
-function print(options: GlobalOptions, json: unknown, text: string): void {
-  process.stdout.write(options.json ? toJson(json) : `${text}\n`);
-}
+import { globals, print, type GlobalOptions } from "./output.ts";
+import { registerStakerCommands } from "./staker-commands.ts";
+import { createKeystore, openWallet } from "./wallet.ts";
 
 /** Progress and steps go to stderr, and only to a terminal without --json. */
 function narrator(options: GlobalOptions) {
@@ -63,6 +59,7 @@ function buildProgram(): Command {
     .description("Inframesh command line: models on the network whose contracts are the source of truth")
     .addOption(new Option("--network <name>", "network whose deployments/<name>.json to use").default("localhost"))
     .option("--json", "print one JSON document on stdout", false)
+    .option("--keystore <file>", "encrypted JSON keystore that signs (password: INFRAMESH_KEYSTORE_PASSWORD[_FILE])")
     .showHelpAfterError()
     .exitOverride();
 
@@ -70,11 +67,11 @@ function buildProgram(): Command {
 
   model
     .command("register <name>")
-    .description("register a model under a unique name; the INFRAMESH_PRIVATE_KEY account becomes its publisher")
+    .description("register a model under a unique name; the signing account becomes its publisher")
     .action(async (name: string, _opts: unknown, command: Command) => {
       const options = globals(command);
       const network = await openNetwork(options.network);
-      const result = await registerAction(network.contracts, signer(network), name);
+      const result = await registerAction(network.contracts, await openWallet(network, options), name);
       print(options, result, `registered model ${result.modelId} "${name}", publisher ${result.publisher}`);
     });
 
@@ -97,7 +94,7 @@ function buildProgram(): Command {
       ) => {
         const options = globals(command);
         const network = await openNetwork(options.network);
-        const wallet = signer(network);
+        const wallet = await openWallet(network, options);
         const result = await publishAction(network.contracts, wallet, dir, {
           peers: opts.peer ?? [],
           copies: opts.copies,
@@ -130,7 +127,13 @@ function buildProgram(): Command {
       const modelRef = parseModelRef(ref);
       const manifestHash = parseManifestHash(hash);
       const network = await openNetwork(options.network);
-      const result = await matureAction(network.contracts, signer(network), modelRef, manifestHash, opts.price);
+      const result = await matureAction(
+        network.contracts,
+        await openWallet(network, options),
+        modelRef,
+        manifestHash,
+        opts.price,
+      );
       print(
         options,
         result,
@@ -166,6 +169,19 @@ function buildProgram(): Command {
         for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve());
       });
       await server.close();
+    });
+
+  registerStakerCommands(program);
+
+  program
+    .command("wallet")
+    .description("keys for signing")
+    .command("create <file>")
+    .description("write a new encrypted JSON keystore (password from INFRAMESH_KEYSTORE_PASSWORD[_FILE])")
+    .action(async (file: string, _opts: unknown, command: Command) => {
+      const options = globals(command);
+      const created = await createKeystore(file);
+      print(options, created, `created ${file} for ${created.address}`);
     });
 
   return program;

@@ -1,0 +1,134 @@
+// `infra stake | delegate | unbond | rebond | withdraw | status`: the staker's commands, wired to
+// commander. The work is in stake.ts; this file parses options and prints.
+import type { Command } from "commander";
+import { formatUnits, type Address } from "viem";
+
+import { openNetwork, type NetworkContext } from "./context.ts";
+import { CliError } from "./format.ts";
+import { globals, print, type GlobalOptions } from "./output.ts";
+import {
+  formatStakerStatus,
+  parseLockId,
+  parseNodeId,
+  parseTokenAmount,
+  readTokenInfo,
+  rebondAction,
+  stakeAction,
+  stakingContracts,
+  statusAction,
+  unbondAction,
+  withdrawAction,
+} from "./stake.ts";
+import { openWallet, resolveAccount } from "./wallet.ts";
+
+async function open(options: GlobalOptions) {
+  const context = await openNetwork(options.network);
+  const wallet = await openWallet(context, { keystore: options.keystore });
+  const contracts = stakingContracts(context);
+  const token = await readTokenInfo(contracts);
+  return { context, wallet, contracts, token };
+}
+
+function progress(options: GlobalOptions, text: string): void {
+  if (!options.json) process.stderr.write(`> ${text}\n`);
+}
+
+export function registerStakerCommands(program: Command): void {
+  for (const action of ["stake", "delegate"] as const) {
+    program
+      .command(action)
+      .description(
+        action === "stake"
+          ? "stake tokens on a node (self-stake when you operate it); approves the token first when needed"
+          : "delegate tokens to another operator's node: you share its rewards and its slashes",
+      )
+      .requiredOption("--node <address>", "the node's id (its operator's address)", parseNodeId)
+      .requiredOption("--amount <tokens>", "how many tokens, e.g. 500 or 0.25")
+      .action(async (opts: { node: Address; amount: string }, command: Command) => {
+        const options = globals(command);
+        const { wallet, contracts, token } = await open(options);
+        const amount = parseTokenAmount(opts.amount, token.decimals);
+        progress(options, `${action} ${opts.amount} ${token.symbol} on ${opts.node}: waiting for the transaction`);
+        const result = await stakeAction(contracts, wallet, opts.node, amount, action);
+        if (result.warning !== undefined && !options.json) process.stderr.write(`warning: ${result.warning}\n`);
+        print(
+          options,
+          result,
+          `${action === "stake" ? "staked" : "delegated"} ${formatUnits(amount, token.decimals)} ${token.symbol} ` +
+            `on ${result.node} (${result.shares} shares), tx ${result.transaction}`,
+        );
+      });
+  }
+
+  program
+    .command("unbond")
+    .description("start withdrawing stake: it moves to an unbonding lock (still slashable) until it matures")
+    .requiredOption("--node <address>", "the node's id", parseNodeId)
+    .requiredOption("--amount <tokens>", "how many tokens")
+    .action(async (opts: { node: Address; amount: string }, command: Command) => {
+      const options = globals(command);
+      const { wallet, contracts, token } = await open(options);
+      const amount = parseTokenAmount(opts.amount, token.decimals);
+      progress(options, `unbond ${opts.amount} ${token.symbol} from ${opts.node}: waiting for the transaction`);
+      const result = await unbondAction(contracts, wallet, opts.node, amount);
+      print(
+        options,
+        result,
+        `lock ${result.lockId}: ${formatUnits(amount, token.decimals)} ${token.symbol} withdrawable at ` +
+          `${new Date(Number(result.withdrawableAt) * 1000).toISOString()} (infra withdraw --node ${opts.node} --lock ${result.lockId})`,
+      );
+    });
+
+  program
+    .command("rebond")
+    .description("cancel an unbonding lock: its value goes back to your active stake")
+    .requiredOption("--node <address>", "the node's id", parseNodeId)
+    .requiredOption("--lock <id>", "the lock number (see infra status)", parseLockId)
+    .action(async (opts: { node: Address; lock: bigint }, command: Command) => {
+      const options = globals(command);
+      const { wallet, contracts, token } = await open(options);
+      const result = await rebondAction(contracts, wallet, opts.node, opts.lock);
+      print(
+        options,
+        result,
+        `rebonded lock ${result.lockId}: ${formatUnits(result.value, token.decimals)} ${token.symbol} active again on ${result.node}`,
+      );
+    });
+
+  program
+    .command("withdraw")
+    .description("withdraw matured unbonding locks (one with --lock, else every matured one)")
+    .requiredOption("--node <address>", "the node's id", parseNodeId)
+    .option("--lock <id>", "only this lock", parseLockId)
+    .action(async (opts: { node: Address; lock?: bigint }, command: Command) => {
+      const options = globals(command);
+      const { wallet, contracts, token } = await open(options);
+      const result = await withdrawAction(contracts, wallet, opts.node, opts.lock);
+      print(
+        options,
+        result,
+        `withdrew ${formatUnits(result.total, token.decimals)} ${token.symbol} from ${result.withdrawn.length} lock(s) on ${result.node}`,
+      );
+    });
+
+  program
+    .command("status")
+    .description("your stake per node, unbonding locks with time left, node tiers")
+    .option("--account <address>", "whose status (default: the signing account)", parseNodeId)
+    .option("--node <address>", "only this node", parseNodeId)
+    .action(async (opts: { account?: Address; node?: Address }, command: Command) => {
+      const options = globals(command);
+      const context: NetworkContext = await openNetwork(options.network);
+      let account = opts.account;
+      if (account === undefined) {
+        account = await resolveAccount({ keystore: options.keystore }).then(
+          (a) => a.address,
+          (error: unknown) => {
+            throw new CliError(`${(error as Error).message} (or pass --account <address>)`, { cause: error });
+          },
+        );
+      }
+      const status = await statusAction(context, account, opts.node);
+      print(options, status, formatStakerStatus(status));
+    });
+}
