@@ -7,6 +7,7 @@ import { parseAbi, type Address, type Hex, type PublicClient, type TransactionRe
 import type { ServingPointer } from "./manifest/loader.ts";
 import type { Manifest } from "./manifest/manifest.ts";
 import { describeRevert, type StakingWallet } from "./staking.ts";
+import { simulateAndSend } from "./tx.ts";
 
 // ------------------------------------------------------------------ ABI
 
@@ -163,17 +164,13 @@ async function send(
   args: readonly unknown[],
 ): Promise<{ receipt: ModelReceipt; result: unknown }> {
   try {
-    const simulated = await contracts.publicClient.simulateContract({
+    const { receipt, result } = await simulateAndSend(contracts.publicClient, wallet, {
       address: contracts.modelRegistry,
       abi: modelRegistryAbi,
       functionName,
       args,
-      account: wallet.account,
     } as Parameters<PublicClient["simulateContract"]>[0]);
-    const hash = await wallet.writeContract(simulated.request as Parameters<StakingWallet["writeContract"]>[0]);
-    const receipt = await contracts.publicClient.waitForTransactionReceipt({ hash });
-    if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
-    return { receipt: toReceipt(receipt), result: simulated.result };
+    return { receipt: toReceipt(receipt), result };
   } catch (error) {
     throw new ModelRegistryCallError(functionName, describeRevert(error), { cause: error });
   }

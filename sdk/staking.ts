@@ -23,6 +23,8 @@ import {
   type WalletClient,
 } from "viem";
 
+import { simulateAndSend } from "./tx.ts";
+
 // ------------------------------------------------------------------ roles
 
 /** AccessControl's admin role: governance (the timelock) once deployment is finished. */
@@ -188,11 +190,7 @@ async function send(
   request: Parameters<PublicClient["simulateContract"]>[0],
 ): Promise<{ receipt: TransactionReceipt; result: unknown }> {
   try {
-    const simulated = await contracts.publicClient.simulateContract({ ...request, account: wallet.account });
-    const hash = await wallet.writeContract(simulated.request as Parameters<StakingWallet["writeContract"]>[0]);
-    const receipt = await contracts.publicClient.waitForTransactionReceipt({ hash });
-    if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
-    return { receipt, result: simulated.result };
+    return await simulateAndSend(contracts.publicClient, wallet, request);
   } catch (error) {
     throw new StakingCallError(action, describeRevert(error), { cause: error });
   }

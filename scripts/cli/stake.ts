@@ -17,7 +17,9 @@ import {
   type StakingContracts,
   type StakingWallet,
 } from "../../sdk/staking.ts";
+import { readEscrowAccount, type EscrowAccount } from "../../sdk/escrow.ts";
 import { formatTable } from "../lib/table.ts";
+import { escrowContracts } from "./escrow.ts";
 import type { NetworkContext } from "./context.ts";
 import { CliError } from "./format.ts";
 
@@ -71,7 +73,7 @@ export function formatTimeLeft(at: bigint, now: bigint): string {
   return m > 0 ? `${m}m ${s}s` : `${s}s`;
 }
 
-function isoTime(seconds: bigint): string {
+export function isoTime(seconds: bigint): string {
   return new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
 }
 
@@ -275,6 +277,7 @@ export async function withdrawAction(
 export interface StakerStatus {
   account: Address;
   balance: bigint;
+  escrow: EscrowAccount;
   token: TokenInfo;
   now: bigint;
   positions: (StakerPosition & { nodeStatus: NodeStatus })[];
@@ -301,9 +304,10 @@ export async function statusAction(
   node: Address | undefined,
 ): Promise<StakerStatus> {
   const contracts = stakingContracts(context);
-  const [nodes, balance, token, now] = await Promise.all([
+  const [nodes, balance, escrow, token, now] = await Promise.all([
     node === undefined ? nodesOf(context, contracts, account) : Promise.resolve([node]),
     readTokenBalance(contracts, account),
+    readEscrowAccount(escrowContracts(context), account),
     readTokenInfo(contracts),
     chainTime(contracts),
   ]);
@@ -316,7 +320,7 @@ export async function statusAction(
       return { ...position, nodeStatus };
     }),
   );
-  return { account, balance, token, now, positions };
+  return { account, balance, escrow, token, now, positions };
 }
 
 /** `infra status` for people. */
@@ -324,6 +328,15 @@ export function formatStakerStatus(status: StakerStatus): string {
   const { decimals, symbol } = status.token;
   const amount = (value: bigint) => `${formatUnits(value, decimals)} ${symbol}`;
   const lines = [`account ${status.account}: ${amount(status.balance)} in the wallet`];
+  if (status.escrow.balance > 0n || status.escrow.pending.withdrawableAt > 0n) {
+    const { withdrawableAt } = status.escrow.pending;
+    lines.push(
+      `payment escrow: ${amount(status.escrow.balance)}` +
+        (withdrawableAt === 0n
+          ? ""
+          : `, withdrawal of ${amount(status.escrow.pending.amount)} matures at ${isoTime(withdrawableAt)} (in ${formatTimeLeft(withdrawableAt, status.now)})`),
+    );
+  }
   if (status.positions.length === 0) {
     lines.push("no stake on any node (stake with: infra stake --node <address> --amount <tokens>)");
     return lines.join("\n");

@@ -6,8 +6,10 @@ import { formatUnits, type Address } from "viem";
 import { openNetwork, type NetworkContext } from "./context.ts";
 import { CliError } from "./format.ts";
 import { globals, print, type GlobalOptions } from "./output.ts";
+import { depositAction, escrowWithdrawAction } from "./escrow.ts";
 import {
   formatStakerStatus,
+  isoTime,
   parseLockId,
   parseNodeId,
   parseTokenAmount,
@@ -96,14 +98,53 @@ export function registerStakerCommands(program: Command): void {
     });
 
   program
-    .command("withdraw")
-    .description("withdraw matured unbonding locks (one with --lock, else every matured one)")
-    .requiredOption("--node <address>", "the node's id", parseNodeId)
-    .option("--lock <id>", "only this lock", parseLockId)
-    .action(async (opts: { node: Address; lock?: bigint }, command: Command) => {
+    .command("deposit")
+    .description("deposit tokens into the payment escrow: what your inference calls are paid from")
+    .requiredOption("--amount <tokens>", "how many tokens")
+    .action(async (opts: { amount: string }, command: Command) => {
       const options = globals(command);
-      const { wallet, contracts, token } = await open(options);
-      const result = await withdrawAction(contracts, wallet, opts.node, opts.lock);
+      const { context, wallet, token } = await open(options);
+      const amount = parseTokenAmount(opts.amount, token.decimals);
+      progress(options, `deposit ${opts.amount} ${token.symbol}: waiting for the transaction`);
+      const result = await depositAction(context, wallet, amount, token);
+      print(
+        options,
+        result,
+        `deposited ${formatUnits(amount, token.decimals)} ${token.symbol}; escrow balance ` +
+          `${formatUnits(result.balance, token.decimals)} ${token.symbol}, tx ${result.transaction}`,
+      );
+    });
+
+  program
+    .command("withdraw")
+    .description(
+      "--node: withdraw matured unbonding locks (one with --lock, else all); " +
+        "--escrow: request (--amount) or complete a payment-escrow withdrawal",
+    )
+    .option("--node <address>", "withdraw stake from this node's unbonding locks", parseNodeId)
+    .option("--lock <id>", "only this lock", parseLockId)
+    .option("--escrow", "withdraw from the payment escrow instead")
+    .option("--amount <tokens>", "with --escrow: request a withdrawal of this many tokens")
+    .action(async (opts: { node?: Address; lock?: bigint; escrow?: boolean; amount?: string }, command: Command) => {
+      const options = globals(command);
+      if ((opts.node === undefined) === (opts.escrow !== true)) {
+        throw new CliError("say what to withdraw: --node <address> (stake) or --escrow (payment escrow)");
+      }
+      const { context, wallet, contracts, token } = await open(options);
+      if (opts.escrow === true) {
+        const amount = opts.amount === undefined ? undefined : parseTokenAmount(opts.amount, token.decimals);
+        const result = await escrowWithdrawAction(context, wallet, amount, token);
+        print(
+          options,
+          result,
+          result.step === "requested"
+            ? `withdrawal of ${formatUnits(result.amount, token.decimals)} ${token.symbol} requested: ` +
+                `withdrawable at ${isoTime(result.withdrawableAt)} (then run infra withdraw --escrow)`
+            : `withdrew ${formatUnits(result.amount, token.decimals)} ${token.symbol} from the payment escrow`,
+        );
+        return;
+      }
+      const result = await withdrawAction(contracts, wallet, opts.node!, opts.lock);
       print(
         options,
         result,

@@ -33,7 +33,7 @@ interface Run {
   stderr: string;
 }
 
-describe("infra stake | delegate | unbond | rebond | withdraw | status (CLI)", function () {
+describe("infra stake | delegate | unbond | rebond | withdraw | deposit | status (CLI)", function () {
   this.timeout(240_000);
 
   let chain: LocalChain;
@@ -193,6 +193,39 @@ describe("infra stake | delegate | unbond | rebond | withdraw | status (CLI)", f
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.include(`rebonded lock ${lockId}: 50 INFRA active again`);
     expect((await readStakerPosition(contracts, OPERATOR, DELEGATOR)).activeStake).to.equal(parseUnits("400.5", 18));
+  });
+
+  it("deposits into the payment escrow and withdraws in two steps, saying when", async function () {
+    const poor = await infra(["deposit", "--amount", "1000"], as(DELEGATOR_KEY));
+    expect(poor.code).to.equal(1);
+    expect(poor.stderr).to.include(`insufficient balance: ${DELEGATOR} holds 599.5 INFRA, the deposit needs 1000`);
+
+    const run = await infra(["deposit", "--amount", "200"], as(DELEGATOR_KEY));
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.include("deposited 200 INFRA; escrow balance 200 INFRA");
+
+    const which = await infra(["withdraw"], as(DELEGATOR_KEY));
+    expect(which.code).to.equal(1);
+    expect(which.stderr).to.include("say what to withdraw: --node <address> (stake) or --escrow (payment escrow)");
+    const none = await infra(["withdraw", "--escrow"], as(DELEGATOR_KEY));
+    expect(none.stderr).to.include("no withdrawal requested: first run infra withdraw --escrow --amount <tokens>");
+    const over = await infra(["withdraw", "--escrow", "--amount", "300"], as(DELEGATOR_KEY));
+    expect(over.stderr).to.include("your escrow balance is 200 INFRA: cannot request 300");
+
+    const requested = await infra(["withdraw", "--escrow", "--amount", "150"], as(DELEGATOR_KEY));
+    expect(requested.code, requested.stderr).to.equal(0);
+    expect(requested.stdout).to.match(/withdrawal of 150 INFRA requested: withdrawable at \S+Z/);
+    const early = await infra(["withdraw", "--escrow"], as(DELEGATOR_KEY));
+    expect(early.code).to.equal(1);
+    expect(early.stderr).to.match(/the withdrawal is not ready: it matures at \S+Z \(in 7d 0h\)/);
+    const status = await infra(["status"], as(DELEGATOR_KEY));
+    expect(status.stdout).to.match(/payment escrow: 200 INFRA, withdrawal of 150 INFRA matures at \S+Z \(in 7d 0h\)/);
+
+    await rpc(chain.rpcUrl, "evm_increaseTime", [7 * 24 * 3600]);
+    await rpc(chain.rpcUrl, "evm_mine", []);
+    const done = await infra(["--json", "withdraw", "--escrow"], as(DELEGATOR_KEY));
+    expect(done.code, done.stderr).to.equal(0);
+    expect(JSON.parse(done.stdout)).to.deep.include({ step: "withdrawn", amount: (150n * TOKEN).toString() });
   });
 
   it("signs with an encrypted JSON keystore and refuses a wrong or missing password", async function () {

@@ -3,6 +3,7 @@ import { expect } from "chai";
 import hre from "hardhat";
 import type { Abi, AbiParameter } from "viem";
 
+import { paymentEscrowAbi } from "../../sdk/escrow.ts";
 import { modelRegistryAbi } from "../../sdk/models.ts";
 import { nodeStakingAbi } from "../../sdk/staking.ts";
 
@@ -44,5 +45,16 @@ describe("sdk ModelRegistry ABI", function () {
   it("is a subset of the compiled ModelRegistry ABI", async function () {
     const registry = signatures((await hre.artifacts.readArtifact("ModelRegistry")).abi as Abi);
     expect([...signatures(modelRegistryAbi)].filter((signature) => !registry.has(signature))).to.deep.equal([]);
+  });
+});
+
+describe("sdk PaymentEscrow ABI", function () {
+  it("is a subset of the compiled PaymentEscrow and InframeshToken ABIs", async function () {
+    const escrow = signatures((await hre.artifacts.readArtifact("PaymentEscrow")).abi as Abi);
+    const token = signatures((await hre.artifacts.readArtifact("InframeshToken")).abi as Abi);
+    const unknown = [...signatures(paymentEscrowAbi)].filter(
+      (signature) => !escrow.has(signature) && !(signature.startsWith("error ") && token.has(signature)),
+    );
+    expect(unknown).to.deep.equal([]);
   });
 });
