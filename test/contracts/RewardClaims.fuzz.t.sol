@@ -225,11 +225,12 @@ contract RewardClaimsFuzzTest is StakingFixture {
     }
 
     function _leaves(Books memory b) internal view returns (bytes32[3] memory) {
-        return [
-            claims.leafHash(NODE, b.cumulative[0]),
-            claims.leafHash(PUBLISHER, b.cumulative[1]),
-            claims.leafHash(TREASURY, b.cumulative[2])
-        ];
+        return
+            [
+                claims.leafHash(NODE, b.cumulative[0]),
+                claims.leafHash(PUBLISHER, b.cumulative[1]),
+                claims.leafHash(TREASURY, b.cumulative[2])
+            ];
     }
 
     /// @dev Claims for all three accounts of a 3-leaf tree ((node, publisher), treasury) — the node
