@@ -4,7 +4,7 @@
 //   protocol fee = floor(fee * protocolFeeBps / 10_000)  -> treasury
 //   royalty      = floor(fee * royaltyBps / 10_000)      -> the model's publisher
 //   node         = fee - protocol fee - royalty          -> the serving node (keeps the rounding)
-import { type Address, getAddress, isAddress } from "viem";
+import { type Address, type PublicClient, getAddress, isAddress, parseAbi } from "viem";
 
 /** 100% in basis points. */
 export const MAX_BPS = 10_000;
@@ -58,4 +58,18 @@ export function splitFee(fee: bigint, schedule: Pick<FeeSchedule, "protocolFeeBp
   const protocolFee = (fee * BigInt(schedule.protocolFeeBps)) / BigInt(MAX_BPS);
   const royalty = (fee * BigInt(schedule.royaltyBps)) / BigInt(MAX_BPS);
   return { fee, protocolFee, royalty, node: fee - protocolFee - royalty };
+}
+
+const feeScheduleAbi = parseAbi([
+  "function feeSchedule() view returns ((address treasury, uint16 protocolFeeBps, uint16 royaltyBps))",
+]);
+
+/** Reads EpochSettlement.feeSchedule(): the schedule the oracle applies to the epoch it closes. */
+export async function readFeeSchedule(publicClient: PublicClient, epochSettlement: Address): Promise<FeeSchedule> {
+  const schedule = await publicClient.readContract({
+    address: epochSettlement,
+    abi: feeScheduleAbi,
+    functionName: "feeSchedule",
+  });
+  return checkFeeSchedule(schedule);
 }

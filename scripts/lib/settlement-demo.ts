@@ -33,7 +33,7 @@ import {
   type TypedDataSigner,
   type WorkUnit,
 } from "../../sdk/eip712.ts";
-import { checkFeeSchedule, splitFee } from "../../sdk/fees.ts";
+import { readFeeSchedule, splitFee } from "../../sdk/fees.ts";
 import {
   proofOfServingJson,
   proofOfServingOf,
@@ -167,7 +167,7 @@ export async function runSettlementScenario(
   }
 
   say("The oracle (the deployer, a one-member committee) verifies every receipt and splits each fee");
-  const schedule = checkFeeSchedule(await read(c.epochSettlement.address, c.epochSettlement.abi, "feeSchedule"));
+  const schedule = await readFeeSchedule(publicClient, c.epochSettlement.address);
   console.log(
     `  fee schedule: protocol fee ${schedule.protocolFeeBps} bps to ${label(schedule.treasury)}, ` +
       `royalty ${schedule.royaltyBps} bps to the publisher; fee = the model price, ${model.price} base units`,

@@ -356,6 +356,43 @@ describe("RewardClaims", function () {
     });
   });
 
+  describe("earnings tree: TypeScript vs chain", function () {
+    // Seven accounts 0x…01 .. 0x…07 earning 1 .. 7 tokens: an odd leaf count, so an odd node moves
+    // up a layer. The root is pinned: an implementation in another language must reproduce it.
+    const VECTOR_ENTRIES: EarningsEntry[] = Array.from({ length: 7 }, (_, i) => ({
+      account: `0x${(i + 1).toString(16).padStart(40, "0")}` as Address,
+      cumulativeAmount: tokens(i + 1),
+    }));
+    const VECTOR_ROOT = "0x4654164e5fa8ea9c53405254a8423f9933fd6b2579bdc2672ad3f014741efc1d";
+
+    it("the sdk reproduces the pinned root, whatever the order of the entries", function () {
+      expect(buildEarningsTree(VECTOR_ENTRIES).root).to.equal(VECTOR_ROOT);
+      expect(buildEarningsTree([...VECTOR_ENTRIES].reverse()).root).to.equal(VECTOR_ROOT);
+      expect(() => buildEarningsTree([])).to.throw(/at least one entry/);
+      expect(() => buildEarningsTree([VECTOR_ENTRIES[0]!, VECTOR_ENTRIES[0]!])).to.throw(/appears twice/);
+    });
+
+    it("RewardClaims accepts the TypeScript root and every TypeScript proof, and pays each account", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const total = VECTOR_ENTRIES.reduce((sum, e) => sum + e.cumulativeAmount, 0n);
+      const { tree } = await settleEpoch(fx, 0n, VECTOR_ENTRIES, {
+        clients: [fx.clients[0].address],
+        amounts: [total],
+      });
+      expect(await fx.claims.latestRoot()).to.deep.equal([true, 0n, VECTOR_ROOT]);
+      for (const { account, cumulativeAmount } of VECTOR_ENTRIES) {
+        expect(await fx.claims.leafHash(account, cumulativeAmount)).to.equal(earningsLeaf(account, cumulativeAmount));
+        await expect(fx.claims.claim(account, cumulativeAmount, tree.proof(account))).to.changeTokenBalance(
+          ethers,
+          fx.token,
+          account,
+          cumulativeAmount,
+        );
+      }
+      expect(await fx.claims.totals()).to.deep.equal([total, total]);
+    });
+  });
+
   describe("slash redistribution", function () {
     /** Node 1 slashed by `amount` and the slashed stake released: half (burnBps 50%) reaches the claims contract. */
     async function slashAndRelease(fx: ClaimsFixture, amount: bigint): Promise<bigint> {
