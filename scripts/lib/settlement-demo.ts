@@ -93,10 +93,13 @@ function signerOf(wallet: StakingWallet): TypedDataSigner {
   } as TypedDataSigner;
 }
 
-/** Splits `total` over `shares` (by weight), the rounding remainder to the first. Pure. */
+/** Splits `total` by `weights`, the rounding remainder to the first; every unit is credited. Pure. */
 export function splitByWeight(total: bigint, weights: readonly bigint[]): bigint[] {
   const sum = weights.reduce((a, b) => a + b, 0n);
-  if (sum === 0n) return weights.map(() => 0n);
+  if (sum === 0n) {
+    if (total === 0n) return weights.map(() => 0n);
+    throw new SettlementDemoError(`cannot split ${total} over no weight: no node of the epoch to credit`);
+  }
   const parts = weights.map((w) => (total * w) / sum);
   parts[0] = parts[0]! + total - parts.reduce((a, b) => a + b, 0n);
   return parts;
