@@ -8,8 +8,9 @@ import { network } from "hardhat";
 import { type Address, type Hex, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 
-import { type EarningsEntry, buildEarningsTree } from "../sdk/earnings.ts";
+import { type EarningsEntry, buildEarningsTree, packDebits } from "../sdk/earnings.ts";
 import { type Settlement, inframeshDomain, signSettlement } from "../sdk/eip712.ts";
+import { splitFee } from "../sdk/fees.ts";
 
 const RECEIPTS = 1_000;
 const NODES = 10;
@@ -17,8 +18,7 @@ const CLIENTS = 100;
 const PUBLISHERS = 3;
 const COMMITTEE = 5;
 const THRESHOLD = 3;
-const FEE_BPS = 500n; // protocol fee to the treasury
-const ROYALTY_BPS = 1_000n; // model royalty to the publisher
+const FEE_SCHEDULE_BPS = { protocolFeeBps: 500, royaltyBps: 1_000 };
 const CHALLENGE_WINDOW = 3600;
 
 const { ethers } = await network.connect();
@@ -68,6 +68,7 @@ const settlement = await ethers.deployContract("EpochSettlement", [
   oracles.map((o) => o.account.address),
   THRESHOLD,
   CHALLENGE_WINDOW,
+  { treasury: ethers.Wallet.createRandom().address, ...FEE_SCHEDULE_BPS },
 ]);
 const settlementAddress = (await settlement.getAddress()) as Address;
 const claims = await ethers.deployContract("RewardClaims", [
@@ -105,7 +106,8 @@ for (let i = 0; i < CLIENTS; i++) {
   clients.push(client);
 }
 const publishers = Array.from({ length: PUBLISHERS }, () => ethers.Wallet.createRandom().address as Address);
-const treasury = ethers.Wallet.createRandom().address as Address;
+// The fee schedule's treasury: a leaf of the earnings tree like the publishers.
+const treasury = (await settlement.feeSchedule()).treasury as Address;
 
 // ------------------------------------------------------------------ epochs
 
@@ -116,16 +118,19 @@ type EpochGas = { post: number; finalise: number; debits: number; claims: number
 
 /** One epoch of RECEIPTS receipts: receipt r is client r % 100 served by node r % 10. */
 async function settleEpoch(epoch: bigint): Promise<EpochGas> {
-  const debits = new Map<string, bigint>();
+  const debits = new Map<Address, bigint>();
+  let fees = 0n;
+  let royalties = 0n;
   for (let r = 0; r < RECEIPTS; r++) {
     const fee = unit / 100n + BigInt((r * 7919) % 1000) * 10n ** 13n; // 0.01 .. 0.02 tokens
-    const client = clients[r % CLIENTS]!.address;
+    const client = clients[r % CLIENTS]!.address as Address;
     debits.set(client, (debits.get(client) ?? 0n) + fee);
-    const protocolFee = (fee * FEE_BPS) / 10_000n;
-    const royalty = (fee * ROYALTY_BPS) / 10_000n;
-    credit(treasury, protocolFee);
-    credit(publishers[r % PUBLISHERS]!, royalty);
-    credit(nodes[r % NODES]!.address as Address, fee - protocolFee - royalty);
+    const split = splitFee(fee, FEE_SCHEDULE_BPS);
+    fees += split.protocolFee;
+    royalties += split.royalty;
+    credit(treasury, split.protocolFee);
+    credit(publishers[r % PUBLISHERS]!, split.royalty);
+    credit(nodes[r % NODES]!.address as Address, split.node);
   }
   const entries: EarningsEntry[] = [...cumulative].map(([account, cumulativeAmount]) => ({
     account,
@@ -137,8 +142,8 @@ async function settleEpoch(epoch: bigint): Promise<EpochGas> {
     epoch,
     earningsRoot: tree.root,
     totalDebits: amounts.reduce((a, b) => a + b, 0n),
-    fees: 0n,
-    royalties: 0n,
+    fees,
+    royalties,
     redistributedSlash: 0n,
     receiptCount: BigInt(RECEIPTS),
     batchSha256: toHex(ethers.randomBytes(32)) as Hex,
@@ -147,7 +152,8 @@ async function settleEpoch(epoch: bigint): Promise<EpochGas> {
   const post = await gasOf(settlement.connect(submitter).post(s, signatures));
   await ethers.provider.send("evm_increaseTime", [CHALLENGE_WINDOW]);
   const finalise = await gasOf(settlement.connect(submitter).finalise(epoch));
-  const collected = await gasOf(claims.connect(submitter).collectDebits(s, [...debits.keys()], amounts));
+  const packed = packDebits([...debits].map(([client, amount]) => ({ client, amount })));
+  const collected = await gasOf(claims.connect(submitter).collectDebits(s, packed));
   const claimGas = [];
   for (const node of nodes) {
     const account = node.address as Address;
@@ -192,14 +198,21 @@ const figures: Record<string, number> = {
   epoch_total_gas_repeat: epochTotal(repeat),
   amortised_gas_per_receipt_first_epoch: Math.round(epochTotal(first) / RECEIPTS),
   amortised_gas_per_receipt: Math.round(epochTotal(repeat) / RECEIPTS),
-  amortised_gas_per_receipt_without_claims: Math.round((epochTotal(repeat) - sum(repeat.claims)) / RECEIPTS),
+  // The settlement itself (post + finalise + collectDebits): what every epoch costs whoever claims.
+  amortised_settlement_gas_per_receipt: Math.round((epochTotal(repeat) - sum(repeat.claims)) / RECEIPTS),
   per_receipt_recording_gas: Math.round(recordGas / RECEIPTS),
 };
 figures.ratio_recording_vs_settlement = Number(
   (figures.per_receipt_recording_gas! / figures.amortised_gas_per_receipt!).toFixed(1),
 );
 
-const targets: Record<string, number> = { amortised_gas_per_receipt: 1_000, repeat_claim_gas_max: 60_000 };
+// PROTOCOL.md: settlement <= 1,000 gas per receipt amortised; the reading of the same target
+// with every node claiming every epoch (claims are cumulative, so nodes may claim less often); claim <= 60k.
+const targets: Record<string, number> = {
+  amortised_settlement_gas_per_receipt: 1_000,
+  amortised_gas_per_receipt: 1_000,
+  repeat_claim_gas_max: 60_000,
+};
 const rows = Object.entries(figures).map(([metric, value]) => ({
   metric,
   value,

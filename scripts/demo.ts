@@ -6,7 +6,9 @@
 // slashed stake. Prints the nodes, the stakers and every NodeStaking event, checks that the
 // tokens are conserved. Then a publisher shards a model 10+4, uploads it to three blob-store
 // peers, registers it and sets its serving version, and a fresh loader rebuilds it with 4
-// shards lost (scripts/lib/model-demo.ts). Stops the peers and the chain (also on error and Ctrl-C).
+// shards lost (scripts/lib/model-demo.ts). Then a client pays for jobs of that model and the
+// deployer, as the oracle committee, settles the epoch and everyone claims
+// (scripts/lib/settlement-demo.ts). Stops the peers and the chain (also on error and Ctrl-C).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -43,7 +45,9 @@ import {
   type StakingContracts,
   type StakingWallet,
 } from "../sdk/staking.ts";
+import { readModel } from "../sdk/models.ts";
 import { runModelScenario } from "./lib/model-demo.ts";
+import { runSettlementScenario } from "./lib/settlement-demo.ts";
 import { PROJECT_ROOT, killAllChildren, runHardhat, startHardhatNode, type LocalChain } from "./lib/local-chain.ts";
 import { formatSection, formatTable } from "./lib/table.ts";
 
@@ -233,6 +237,7 @@ async function runScenario(
   labels.set(record.deployer, "deployer");
   labels.set(record.contracts.timelock.address, "timelock");
   labels.set(record.contracts.nodeStaking.address, "NodeStaking");
+  labels.set(record.contracts.rewardClaims.address, "RewardClaims");
   labels.set(BURN_ADDRESS, "burn");
   NODES.forEach((node, i) => labels.set(operators[i]!.account.address, node.label));
   delegators.forEach((d, i) => labels.set(d.account.address, `delegator-${i + 1}`));
@@ -301,18 +306,39 @@ async function runScenario(
   await slash(contracts, deployer, slashed, SLASH_AMOUNT, evidence);
   console.log(`  slashed ${formatInfra(SLASH_AMOUNT)} INFRA from ${NODES[SLASHED_NODE]!.label}, which is now jailed`);
 
-  say("Anyone releases the slashed stake: part burned, the rest to the redistribution recipient");
+  say("Anyone releases the slashed stake: part burned, the rest to RewardClaims for redistribution");
   await releaseSlashedStake(contracts, deployer);
 
   await printTables(record, contracts, labels, operators, delegators);
 
   // The next dev account after the delegators publishes the model.
   const publisher = wallet(1 + NODES.length + delegators.length);
-  await runModelScenario(
-    { publicClient, modelRegistry: record.contracts.modelRegistry.address },
-    publisher,
-    path.join(workDir, "models"),
-    cleanups,
+  const modelContracts = { publicClient, modelRegistry: record.contracts.modelRegistry.address };
+  await runModelScenario(modelContracts, publisher, path.join(workDir, "models"), cleanups);
+
+  // Settlement: a client pays for jobs of that model, served by the nodes that are not jailed.
+  const model = await readModel(modelContracts, 1n);
+  if (model.serving === undefined) throw new DemoError("the model step left no serving version");
+  const client = wallet(2 + NODES.length + delegators.length);
+  labels.set(client.account.address, "client");
+  labels.set(publisher.account.address, "publisher");
+  await runSettlementScenario(
+    publicClient,
+    record,
+    {
+      oracle: deployer,
+      client,
+      nodes: NODES.map((node, i) => ({ label: node.label, wallet: operators[i]! })).filter(
+        (_, i) => i !== SLASHED_NODE,
+      ),
+      model: {
+        modelId: model.modelId,
+        version: model.serving.version,
+        price: model.serving.record.price,
+        publisher: model.publisher,
+      },
+    },
+    (address) => labels.of(address),
   );
 }
 

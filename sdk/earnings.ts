@@ -78,3 +78,27 @@ export function buildEarningsTree(entries: readonly EarningsEntry[]): EarningsTr
     },
   };
 }
+
+/** Bits of a packed debit that hold the amount (PaymentEscrow.DEBIT_AMOUNT_BITS). */
+export const DEBIT_AMOUNT_BITS = 96n;
+const MAX_DEBIT = (1n << DEBIT_AMOUNT_BITS) - 1n;
+
+/** One client's debit of an epoch, as RewardClaims.collectDebits takes it. */
+export type Debit = { client: Address; amount: bigint };
+
+/**
+ * Packs debits for RewardClaims.collectDebits / PaymentEscrow.debitPacked: one word per
+ * client, the address in the high 160 bits and the amount (1 .. 2^96 - 1) in the low 96.
+ *
+ * @throws Error naming the first debit whose amount is zero or does not fit 96 bits.
+ */
+export function packDebits(debits: readonly Debit[]): Hex[] {
+  return debits.map(({ client, amount }, i) => {
+    if (amount <= 0n || amount > MAX_DEBIT) {
+      throw new Error(
+        `debit ${i} (${client}): amount ${amount} must be between 1 and 2^96 - 1; split a larger debit over epochs`,
+      );
+    }
+    return toHex((BigInt(getAddress(client)) << DEBIT_AMOUNT_BITS) | amount, { size: 32 });
+  });
+}

@@ -15,12 +15,14 @@ import {InframeshTypes} from "../settlement/InframeshTypes.sol";
 
 /// @title RewardClaims
 /// @notice Turns final epoch settlements into payments: debits the clients of each final epoch from
-/// the escrow into this contract, then pays cumulative earnings against the latest funded root.
+/// the escrow into this contract, allocates the slashed stake the epoch redistributes, then pays
+/// cumulative earnings against the latest funded root.
 /// @dev Kept apart from `EpochSettlement` (which only decides what is final) so that each contract has
-/// one job. Roles it needs: `SETTLEMENT_ROLE` on the escrow, `REWARDER_ROLE` on staking.
-/// Token accounting: this contract's balance of `TOKEN` is at least `funded - paid`, and claims never
-/// pay more than `funded - paid`, so one account's bad leaf can never take another epoch's debits
-/// beyond what was collected. Fee-on-transfer and rebasing tokens are not supported.
+/// one job. Roles it needs: `SETTLEMENT_ROLE` on the escrow, `REWARDER_ROLE` on staking; it is staking's
+/// redistribution recipient. Token accounting: this contract's balance of `TOKEN` is
+/// `funded - paid + unallocatedSlash()`; claims never pay more than `funded - paid`, and an epoch never
+/// allocates more slashed stake than is here unallocated, so a bad leaf can never take tokens that
+/// were not funded. Fee-on-transfer and rebasing tokens are not supported.
 contract RewardClaims is IRewardClaims {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
@@ -29,8 +31,6 @@ contract RewardClaims is IRewardClaims {
 
     /// @notice Domain tag of every earnings leaf: keeps these leaves apart from any other tree's.
     bytes32 public constant EARNINGS_LEAF_TAG = keccak256("Inframesh.EarningsLeaf.v1");
-    /// @notice 100% in basis points (commission denominator, as in staking).
-    uint256 public constant MAX_BPS = 10_000;
 
     /// @notice The committee's settlement contract, source of finality.
     EpochSettlement public immutable SETTLEMENT;
@@ -43,9 +43,15 @@ contract RewardClaims is IRewardClaims {
 
     // ------------------------------------------------------------------ storage
 
-    uint128 private _funded;
-    uint128 private _paid;
-    uint64 private _nextEpoch;
+    /// @dev One slot, read and written once by every claim: funded and paid totals (104 bits: twenty
+    /// trillion tokens of 18 decimals) and the next epoch to fund.
+    struct Ledger {
+        uint104 funded;
+        uint104 paid;
+        uint48 nextEpoch;
+    }
+
+    Ledger private _ledger;
     bytes32 private _root;
 
     mapping(address account => uint256) private _claimed;
@@ -73,34 +79,44 @@ contract RewardClaims is IRewardClaims {
         token.forceApprove(address(staking), type(uint256).max);
     }
 
+    // ------------------------------------------------------------------ internal
+
+    /// @dev Tokens held beyond what funded epochs still owe: slashed stake released by staking (or a
+    /// direct transfer). Derived from the balance, so no transfer can make the books disagree.
+    function _unallocatedSlash(Ledger memory ledger) internal view returns (uint256) {
+        uint256 owed = ledger.funded - ledger.paid;
+        uint256 balance = TOKEN.balanceOf(address(this));
+        return balance > owed ? balance - owed : 0;
+    }
+
     // ------------------------------------------------------------------ external: committee
 
     /// @inheritdoc IRewardClaims
-    function collectDebits(
-        InframeshTypes.Settlement calldata settlement,
-        address[] calldata clients,
-        uint256[] calldata amounts
-    ) external {
+    function collectDebits(InframeshTypes.Settlement calldata settlement, bytes32[] calldata debits) external {
         if (!SETTLEMENT.isOracle(msg.sender)) revert NotAnOracle(msg.sender);
+        Ledger memory ledger = _ledger;
         uint64 epoch = settlement.epoch;
-        uint64 expected = _nextEpoch;
-        if (epoch != expected) revert UnexpectedEpoch(epoch, expected);
+        if (epoch != ledger.nextEpoch) revert UnexpectedEpoch(epoch, ledger.nextEpoch);
         IEpochSettlement.SettlementRecord memory record = SETTLEMENT.settlementOf(epoch);
         if (record.status != IEpochSettlement.Status.Finalised) revert NotFinal(epoch, record.status);
         bytes32 given = SETTLEMENT.hashSettlement(settlement);
         if (given != record.settlementHash) revert SettlementMismatch(epoch, given, record.settlementHash);
-        if (settlement.redistributedSlash != 0) {
-            revert SlashRedistributionUnsupported(epoch, settlement.redistributedSlash);
-        }
+        // Measured before the debits arrive: only slashed stake already here can be allocated.
+        uint256 redistributed = settlement.redistributedSlash;
+        uint256 available = _unallocatedSlash(ledger);
+        if (redistributed > available) revert InsufficientSlashedStake(redistributed, available);
 
         uint256 totalDebits = settlement.totalDebits;
-        _nextEpoch = epoch + 1;
+        _ledger = Ledger({
+            funded: (ledger.funded + totalDebits + redistributed).toUint104(),
+            paid: ledger.paid,
+            nextEpoch: (uint256(epoch) + 1).toUint48()
+        });
         _root = settlement.earningsRoot;
-        _funded += totalDebits.toUint128();
-        emit DebitsCollected(epoch, settlement.earningsRoot, totalDebits, clients.length);
+        emit DebitsCollected(epoch, settlement.earningsRoot, totalDebits, redistributed, debits.length);
 
         // The escrow moves the debited tokens here; a wrong split reverts the whole funding.
-        uint256 debited = ESCROW.debitBatch(clients, amounts);
+        uint256 debited = ESCROW.debitPacked(debits);
         if (debited != totalDebits) revert DebitsMismatch(epoch, debited, totalDebits);
     }
 
@@ -112,45 +128,38 @@ contract RewardClaims is IRewardClaims {
         uint256 cumulativeAmount,
         bytes32[] calldata proof
     ) external returns (uint256 amount) {
-        uint64 next = _nextEpoch;
-        if (next == 0) revert NoFinalSettlement();
+        Ledger memory ledger = _ledger;
+        if (ledger.nextEpoch == 0) revert NoFinalSettlement();
         if (!MerkleProof.verifyCalldata(proof, _root, leafHash(account, cumulativeAmount))) {
             revert InvalidProof(account, cumulativeAmount);
         }
         uint256 already = _claimed[account];
         if (cumulativeAmount <= already) revert NothingToClaim(account, cumulativeAmount, already);
         amount = cumulativeAmount - already;
-        uint256 paid = _paid + amount;
-        uint256 funded = _funded;
-        if (paid > funded) revert InsufficientFunds(amount, funded - _paid);
-
-        // A registered node with stakers shares its earnings; anything else is paid in full.
-        uint256 commission = amount;
-        INodeStaking.NodeInfo memory info = STAKING.nodeInfo(account);
-        if (info.registered && STAKING.activePool(account).shares != 0) {
-            commission = (amount * info.commissionBps) / MAX_BPS;
-        }
-        uint256 toStakers = amount - commission;
+        uint256 paid = ledger.paid + amount;
+        if (paid > ledger.funded) revert InsufficientFunds(amount, ledger.funded - ledger.paid);
 
         _claimed[account] = cumulativeAmount;
-        _paid = uint128(paid); // safe: paid <= funded, a uint128
-        emit Claimed(account, next - 1, cumulativeAmount, amount, commission, toStakers);
+        _ledger.paid = uint104(paid); // safe: paid <= funded, a uint104
 
+        // Staking decides the split (a node with stakers: commission to the operator, the rest pulled
+        // into its pool); anything else comes back whole as `commission`.
+        uint256 commission = STAKING.addEarnings(account, amount);
+        emit Claimed(account, ledger.nextEpoch - 1, cumulativeAmount, amount, commission, amount - commission);
         // A node's address is its operator's: the commission goes there.
         if (commission != 0) TOKEN.safeTransfer(account, commission);
-        if (toStakers != 0) STAKING.addRewards(account, toStakers);
     }
 
     // ------------------------------------------------------------------ views
 
     /// @inheritdoc IRewardClaims
     function nextEpoch() external view returns (uint64) {
-        return _nextEpoch;
+        return _ledger.nextEpoch;
     }
 
     /// @inheritdoc IRewardClaims
     function latestRoot() external view returns (bool funded, uint64 epoch, bytes32 root) {
-        uint64 next = _nextEpoch;
+        uint64 next = _ledger.nextEpoch;
         if (next == 0) return (false, 0, bytes32(0));
         return (true, next - 1, _root);
     }
@@ -162,7 +171,13 @@ contract RewardClaims is IRewardClaims {
 
     /// @inheritdoc IRewardClaims
     function totals() external view returns (uint256 funded, uint256 paid) {
-        return (_funded, _paid);
+        Ledger memory ledger = _ledger;
+        return (ledger.funded, ledger.paid);
+    }
+
+    /// @inheritdoc IRewardClaims
+    function unallocatedSlash() external view returns (uint256) {
+        return _unallocatedSlash(_ledger);
     }
 
     /// @inheritdoc IRewardClaims

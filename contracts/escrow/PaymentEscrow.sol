@@ -28,6 +28,8 @@ contract PaymentEscrow is IPaymentEscrow, AccessControl {
     uint32 public constant MIN_WITHDRAWAL_DELAY = 1 days;
     /// @notice Longest withdrawal delay governance may set.
     uint32 public constant MAX_WITHDRAWAL_DELAY = 90 days;
+    /// @notice Bits of a packed debit that hold the amount (the client's address is above them).
+    uint256 public constant DEBIT_AMOUNT_BITS = 96;
 
     /// @notice The payment token.
     IERC20 public immutable PAYMENT_TOKEN;
@@ -162,6 +164,27 @@ contract PaymentEscrow is IPaymentEscrow, AccessControl {
             total += amounts[i];
         }
         _totalBalance -= total;
+        if (total > 0) PAYMENT_TOKEN.safeTransfer(msg.sender, total);
+    }
+
+    /// @inheritdoc IPaymentEscrow
+    function debitPacked(bytes32[] calldata debits) external onlyRole(SETTLEMENT_ROLE) returns (uint256 total) {
+        uint256 count = debits.length;
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 packed = uint256(debits[i]);
+            address client = address(uint160(packed >> DEBIT_AMOUNT_BITS));
+            uint256 amount = uint96(packed);
+            if (amount == 0) revert ZeroAmount();
+            uint256 have = _balances[client];
+            if (amount > have) revert InsufficientBalance(client, have, amount);
+            // Neither can wrap: amount <= have, and a sum of fewer than 2^64 uint96 amounts fits 256 bits.
+            unchecked {
+                _balances[client] = have - amount;
+                total += amount;
+            }
+        }
+        _totalBalance -= total;
+        emit DebitedPacked(msg.sender, debits, total);
         if (total > 0) PAYMENT_TOKEN.safeTransfer(msg.sender, total);
     }
 

@@ -31,6 +31,19 @@ interface IEpochSettlement {
         Status status;
     }
 
+    /// @notice How each receipt's fee is split; the oracle applies it when it builds the earnings tree.
+    /// @dev Per receipt, with `fee` the model version's price (at most the work unit's `maxFee`):
+    /// the treasury earns `fee * protocolFeeBps / 10_000` and the model's publisher
+    /// `fee * royaltyBps / 10_000` (each rounded down); the serving node earns the rest.
+    /// @param treasury Account credited with protocol fees (a leaf of the earnings tree).
+    /// @param protocolFeeBps Protocol fee, in basis points of each receipt's fee.
+    /// @param royaltyBps Model royalty, in basis points of each receipt's fee.
+    struct FeeSchedule {
+        address treasury;
+        uint16 protocolFeeBps;
+        uint16 royaltyBps;
+    }
+
     // ------------------------------------------------------------------ events
 
     /// @notice A settlement of `epoch` was posted with the committee's signatures.
@@ -52,6 +65,9 @@ interface IEpochSettlement {
 
     /// @notice Governance set the challenge window (for settlements posted from now on).
     event ChallengeWindowSet(uint32 challengeWindow);
+
+    /// @notice Governance set the fee schedule (for epochs settled from now on).
+    event FeeScheduleSet(address treasury, uint16 protocolFeeBps, uint16 royaltyBps);
 
     // ------------------------------------------------------------------ errors
 
@@ -95,6 +111,9 @@ interface IEpochSettlement {
     /// @notice A parameter is out of its allowed range.
     error InvalidParameter(string name, uint256 value);
 
+    /// @notice A fee schedule needs a treasury and `protocolFeeBps + royaltyBps <= MAX_FEE_BPS`.
+    error InvalidFeeSchedule(address treasury, uint16 protocolFeeBps, uint16 royaltyBps);
+
     // ------------------------------------------------------------------ committee
 
     /// @notice Posts the settlement of the next epoch, signed by at least `threshold` distinct oracles.
@@ -128,6 +147,12 @@ interface IEpochSettlement {
     /// @param challengeWindow Seconds, within [MIN_CHALLENGE_WINDOW, MAX_CHALLENGE_WINDOW].
     function setChallengeWindow(uint32 challengeWindow) external;
 
+    /// @notice Sets the fee schedule the oracle applies to receipts from now on. Governance only.
+    /// @dev A change takes effect for the epochs the committee settles after it; the oracle reads the
+    /// schedule once per epoch, so an epoch is split with one schedule.
+    /// @param schedule Non-zero treasury, `protocolFeeBps + royaltyBps <= MAX_FEE_BPS`.
+    function setFeeSchedule(FeeSchedule calldata schedule) external;
+
     // ------------------------------------------------------------------ views
 
     /// @notice The only epoch that can be posted now (or is posted and pending).
@@ -147,4 +172,7 @@ interface IEpochSettlement {
 
     /// @notice Seconds between posting and the earliest `finalise`.
     function challengeWindow() external view returns (uint32);
+
+    /// @notice The fee schedule: treasury, protocol fee and model royalty in basis points.
+    function feeSchedule() external view returns (FeeSchedule memory);
 }

@@ -263,6 +263,18 @@ interface INodeStaking {
     /// @param amount Tokens transferred from the caller.
     function addRewards(address node, uint256 amount) external;
 
+    /// @notice Splits `amount` earned by `account` as the settlement pays it: for a registered node with
+    /// stakers, `commission = amount * commissionBps / 10_000` (rounded down) is left to the caller to
+    /// pay the operator and the rest is pulled from the caller into the node's active pool, where it
+    /// compounds for every staker (a `RewardsAdded` event). Any other account (not a node, or a node
+    /// without stakers) gets everything as `commission` and nothing is pulled.
+    /// @dev Rewarder role only (the claims contract). One call instead of reading the node, reading
+    /// its pool and adding rewards: a claim pays for one external call.
+    /// @param account The account paid (a node's id is its operator's address).
+    /// @param amount Tokens earned.
+    /// @return commission What the caller pays `account` directly.
+    function addEarnings(address account, uint256 amount) external returns (uint256 commission);
+
     /// @notice Slashes `node` by `amount`, taken pro rata from its active and unbonding pools, and jails it.
     /// @dev Slasher role only. Capped at `maxSlashBps` of the slashable stake; each evidence hash slashes once.
     /// @param node The node to slash.

@@ -38,6 +38,11 @@ interface IPaymentEscrow {
     /// @notice The settlement contract `to` debited `amount` tokens from `client`, whose balance is now `balance`.
     event Debited(address indexed client, address indexed to, uint256 amount, uint256 balance);
 
+    /// @notice The settlement contract `to` debited every client of `debits` (each `client ‖ uint96 amount`,
+    /// see `debitPacked`), `total` in all. One event per batch: a client's balance after it is its
+    /// previous balance minus its amounts in the batch.
+    event DebitedPacked(address indexed to, bytes32[] debits, uint256 total);
+
     /// @notice Governance set the withdrawal delay to `withdrawalDelay` seconds (for requests made from now on).
     event WithdrawalDelaySet(uint32 withdrawalDelay);
 
@@ -106,6 +111,13 @@ interface IPaymentEscrow {
     /// @param amounts Tokens to move from each client.
     /// @return total Tokens moved to the caller.
     function debitBatch(address[] calldata clients, uint256[] calldata amounts) external returns (uint256 total);
+
+    /// @notice `debitBatch` with each debit packed in one word: the client's address in the high 160
+    /// bits, the amount (a uint96) in the low 96. One compact event instead of one per client.
+    /// @dev Settlement role only. Reverts as a whole if any amount is zero or any client's balance is short.
+    /// @param debits `bytes32(uint256(uint160(client)) << 96 | amount)`, a client may appear more than once.
+    /// @return total Tokens moved to the caller.
+    function debitPacked(bytes32[] calldata debits) external returns (uint256 total);
 
     // ------------------------------------------------------------------ governance
 

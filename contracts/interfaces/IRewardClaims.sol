@@ -15,9 +15,16 @@ import {IEpochSettlement} from "./IEpochSettlement.sol";
 interface IRewardClaims {
     // ------------------------------------------------------------------ events
 
-    /// @notice The clients of `epoch` were debited `totalDebits` in all (`clients` of them), and its
-    /// earnings root became the one claims are proven against.
-    event DebitsCollected(uint64 indexed epoch, bytes32 indexed earningsRoot, uint256 totalDebits, uint256 clients);
+    /// @notice The clients of `epoch` were debited `totalDebits` in all (`clients` debits), `redistributedSlash`
+    /// of the slashed stake held here was allocated to it, and its earnings root became the one claims
+    /// are proven against.
+    event DebitsCollected(
+        uint64 indexed epoch,
+        bytes32 indexed earningsRoot,
+        uint256 totalDebits,
+        uint256 redistributedSlash,
+        uint256 clients
+    );
 
     /// @notice `account` claimed `amount` against the root of `epoch`, reaching `cumulativeAmount` claimed.
     /// For a node, `commission` went to its operator and `toStakers` to its staking pool; otherwise
@@ -54,8 +61,9 @@ interface IRewardClaims {
     /// @notice The debits given sum to `debited`; the settlement of `epoch` states `totalDebits`.
     error DebitsMismatch(uint64 epoch, uint256 debited, uint256 totalDebits);
 
-    /// @notice Redistribution of slashed stake through settlements is not supported yet.
-    error SlashRedistributionUnsupported(uint64 epoch, uint256 redistributedSlash);
+    /// @notice The settlement redistributes `redistributed` slashed stake; only `available` was received
+    /// from staking and not yet allocated (see `unallocatedSlash`).
+    error InsufficientSlashedStake(uint256 redistributed, uint256 available);
 
     /// @notice No settlement has been funded yet: there is no root to claim against.
     error NoFinalSettlement();
@@ -71,19 +79,16 @@ interface IRewardClaims {
 
     // ------------------------------------------------------------------ committee
 
-    /// @notice Debits the clients of the final settlement of the next unfunded epoch and makes its
-    /// earnings root the claim root. A committee member only.
-    /// @dev The chain checks that `settlement` is the one the committee signed and finalised and that
-    /// the debits sum to its `totalDebits`; which client pays what is auditable against the published
-    /// receipt batch (`settlement.batchSha256`) and the escrow's `Debited` events.
+    /// @notice Debits the clients of the final settlement of the next unfunded epoch, allocates its
+    /// redistributed slashed stake, and makes its earnings root the claim root. A committee member only.
+    /// @dev The chain checks that `settlement` is the one the committee signed and finalised, that the
+    /// debits sum to its `totalDebits` and that `redistributedSlash <= unallocatedSlash()`; the epoch is
+    /// then funded with `totalDebits + redistributedSlash`. Which client pays what is auditable against
+    /// the published receipt batch (`settlement.batchSha256`) and the escrow's `DebitedPacked` event.
     /// @param settlement The final settlement of epoch `nextEpoch()`.
-    /// @param clients Clients debited (each once, non-zero amounts).
-    /// @param amounts What each client is debited.
-    function collectDebits(
-        InframeshTypes.Settlement calldata settlement,
-        address[] calldata clients,
-        uint256[] calldata amounts
-    ) external;
+    /// @param debits One word per client: `bytes32(uint256(uint160(client)) << 96 | amount)` (a uint96
+    /// amount, non-zero), as `PaymentEscrow.debitPacked` takes them.
+    function collectDebits(InframeshTypes.Settlement calldata settlement, bytes32[] calldata debits) external;
 
     // ------------------------------------------------------------------ claims
 
@@ -113,8 +118,12 @@ interface IRewardClaims {
     /// @notice What `account` has claimed in all.
     function claimed(address account) external view returns (uint256);
 
-    /// @notice Tokens debited from clients in all, and paid out in all.
+    /// @notice Tokens funded in all (client debits plus allocated slashed stake), and paid out in all.
     function totals() external view returns (uint256 funded, uint256 paid);
+
+    /// @notice Slashed stake received from staking (or tokens sent here directly) and not yet
+    /// allocated to a settlement: this contract's balance minus what funded epochs still owe.
+    function unallocatedSlash() external view returns (uint256);
 
     /// @notice The leaf hash of `(account, cumulativeAmount)`.
     function leafHash(address account, uint256 cumulativeAmount) external pure returns (bytes32);

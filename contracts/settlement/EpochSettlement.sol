@@ -22,6 +22,9 @@ contract EpochSettlement is IEpochSettlement, InframeshTypedData, AccessControl 
     uint32 public constant MIN_CHALLENGE_WINDOW = 1 hours;
     /// @notice Longest challenge window governance may set.
     uint32 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    /// @notice Most of a receipt's fee that protocol fee and royalty together may take: the serving
+    /// node always keeps at least half.
+    uint16 public constant MAX_FEE_BPS = 5_000;
 
     // ------------------------------------------------------------------ storage
 
@@ -29,6 +32,7 @@ contract EpochSettlement is IEpochSettlement, InframeshTypedData, AccessControl 
     uint32 private _challengeWindow;
     uint8 private _threshold;
     address[] private _oracles;
+    FeeSchedule private _feeSchedule;
 
     mapping(address account => bool) private _isOracle;
     mapping(uint64 epoch => SettlementRecord) private _settlements;
@@ -39,16 +43,19 @@ contract EpochSettlement is IEpochSettlement, InframeshTypedData, AccessControl 
     /// @param initialOracles The first committee.
     /// @param initialThreshold Signatures needed to post.
     /// @param initialChallengeWindow Seconds between posting and finality.
+    /// @param initialFeeSchedule Treasury, protocol fee and royalty the oracle applies to receipts.
     constructor(
         address admin,
         address[] memory initialOracles,
         uint256 initialThreshold,
-        uint32 initialChallengeWindow
+        uint32 initialChallengeWindow,
+        FeeSchedule memory initialFeeSchedule
     ) {
         if (admin == address(0)) revert ZeroAddress("admin");
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setCommittee(initialOracles, initialThreshold);
         _setChallengeWindow(initialChallengeWindow);
+        _setFeeSchedule(initialFeeSchedule);
     }
 
     // ------------------------------------------------------------------ internal
@@ -78,6 +85,17 @@ contract EpochSettlement is IEpochSettlement, InframeshTypedData, AccessControl 
         }
         _challengeWindow = newChallengeWindow;
         emit ChallengeWindowSet(newChallengeWindow);
+    }
+
+    function _setFeeSchedule(FeeSchedule memory schedule) internal {
+        if (
+            schedule.treasury == address(0) ||
+            uint256(schedule.protocolFeeBps) + uint256(schedule.royaltyBps) > MAX_FEE_BPS
+        ) {
+            revert InvalidFeeSchedule(schedule.treasury, schedule.protocolFeeBps, schedule.royaltyBps);
+        }
+        _feeSchedule = schedule;
+        emit FeeScheduleSet(schedule.treasury, schedule.protocolFeeBps, schedule.royaltyBps);
     }
 
     /// @dev At least `_threshold` signatures of `digest`, each by an oracle, signers strictly ascending
@@ -151,6 +169,11 @@ contract EpochSettlement is IEpochSettlement, InframeshTypedData, AccessControl 
         _setChallengeWindow(newChallengeWindow);
     }
 
+    /// @inheritdoc IEpochSettlement
+    function setFeeSchedule(FeeSchedule calldata schedule) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setFeeSchedule(schedule);
+    }
+
     // ------------------------------------------------------------------ external: views
 
     /// @inheritdoc IEpochSettlement
@@ -181,5 +204,10 @@ contract EpochSettlement is IEpochSettlement, InframeshTypedData, AccessControl 
     /// @inheritdoc IEpochSettlement
     function challengeWindow() external view returns (uint32) {
         return _challengeWindow;
+    }
+
+    /// @inheritdoc IEpochSettlement
+    function feeSchedule() external view returns (FeeSchedule memory) {
+        return _feeSchedule;
     }
 }

@@ -426,6 +426,22 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc INodeStaking
+    function addEarnings(
+        address account,
+        uint256 amount
+    ) external onlyRole(REWARDER_ROLE) nonReentrant returns (uint256 commission) {
+        NodeInfo storage info = _nodes[account];
+        Pool storage pool = _active[account];
+        if (!info.registered || pool.shares == 0) return amount;
+        commission = (amount * info.commissionBps) / MAX_BPS;
+        uint256 toStakers = amount - commission;
+        if (toStakers == 0) return commission;
+        pool.stake += toStakers.toUint128();
+        emit RewardsAdded(account, msg.sender, toStakers);
+        STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), toStakers);
+    }
+
+    /// @inheritdoc INodeStaking
     function slash(
         address node,
         uint256 amount,

@@ -40,6 +40,10 @@ export const DEFAULT_PARAMETERS = {
   challengeWindow: 1n * DAY,
   /** PaymentEscrow: seconds between a withdrawal request and the withdrawal. */
   withdrawalDelay: 7n * DAY,
+  /** EpochSettlement fee schedule: protocol fee to the treasury, in basis points of each receipt's fee. */
+  protocolFeeBps: 500,
+  /** EpochSettlement fee schedule: model royalty to the publisher, in basis points of each receipt's fee. */
+  royaltyBps: 1_000,
 } as const;
 
 /**
@@ -49,6 +53,13 @@ export const DEFAULT_PARAMETERS = {
  * variant, picked by the deploy task from the parameters.
  */
 export type StakeTokenSource = "deploy" | "existing";
+
+/**
+ * Who receives protocol fees: the `timelock` deployed here (the default), or the account named
+ * by the `treasury` parameter. A module variant for the same reason as `StakeTokenSource`:
+ * a parameter's default cannot be a contract the module deploys.
+ */
+export type TreasurySource = "timelock" | "parameter";
 
 /** The ABI-only artifact Ignition needs to reference an ERC-20 it did not deploy. */
 const EXISTING_STAKE_TOKEN_ARTIFACT = {
@@ -62,8 +73,8 @@ const EXISTING_STAKE_TOKEN_ARTIFACT = {
   deployedLinkReferences: {},
 };
 
-/** Builds the module; both variants share the id, so one parameters file serves both. */
-export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
+/** Builds the module; all variants share the id, so one parameters file serves them all. */
+export function buildInframeshModule(stakeTokenSource: StakeTokenSource, treasurySource: TreasurySource = "timelock") {
   return buildModule(INFRAMESH_MODULE_ID, (m) => {
     const deployer = m.getAccount(0);
 
@@ -96,8 +107,8 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
         burnBps: m.getParameter("burnBps", DEFAULT_PARAMETERS.burnBps),
       },
       m.getParameter<bigint[]>("tierThresholds", [...DEFAULT_PARAMETERS.tierThresholds]),
-      // Until the settlement contract exists, redistributed slashes go to this account.
-      m.getParameter("redistributionRecipient", deployer),
+      // Replaced by RewardClaims below, before the deployer renounces: RewardClaims does not exist yet.
+      deployer,
     ]);
 
     // Settlement. The escrow takes the stake token (RewardClaims checks the two match) and the
@@ -113,6 +124,11 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
       m.getParameter<string[]>("oracles"),
       m.getParameter("oracleThreshold", DEFAULT_PARAMETERS.oracleThreshold),
       m.getParameter("challengeWindow", DEFAULT_PARAMETERS.challengeWindow),
+      {
+        treasury: treasurySource === "timelock" ? timelock : m.getParameter<string>("treasury"),
+        protocolFeeBps: m.getParameter("protocolFeeBps", DEFAULT_PARAMETERS.protocolFeeBps),
+        royaltyBps: m.getParameter("royaltyBps", DEFAULT_PARAMETERS.royaltyBps),
+      },
     ]);
     // No roles: it reads finality from the settlement and holds the roles granted below.
     const rewardClaims = m.contract("RewardClaims", [epochSettlement, paymentEscrow, nodeStaking, stakeToken]);
@@ -129,6 +145,8 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource) {
       }),
       // RewardClaims pays node rewards through NodeStaking.addRewards.
       m.call(nodeStaking, "grantRole", [REWARDER_ROLE, rewardClaims], { id: "grantRewarderRoleToRewardClaims" }),
+      // Slashed stake to redistribute goes to RewardClaims, which funds it through settlements.
+      m.call(nodeStaking, "setRedistributionRecipient", [rewardClaims], { id: "setRedistributionRecipient" }),
       m.call(nodeStaking, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantAdminRoleToTimelock" }),
     ];
     // Last: once renounced, only the timelock can change NodeStaking.

@@ -5,7 +5,12 @@
 // Pure: no I/O.
 import { getAddress, isAddress, type Address } from "viem";
 
-import { DEFAULT_PARAMETERS, INFRAMESH_MODULE_ID, type StakeTokenSource } from "../../ignition/modules/Inframesh.ts";
+import {
+  DEFAULT_PARAMETERS,
+  INFRAMESH_MODULE_ID,
+  type StakeTokenSource,
+  type TreasurySource,
+} from "../../ignition/modules/Inframesh.ts";
 import { InvalidParametersError } from "./errors.ts";
 
 /** Every parameter of the Inframesh module, resolved. */
@@ -24,7 +29,6 @@ export interface InframeshParameters {
   maxSlashBps: number;
   burnBps: number;
   tierThresholds: bigint[];
-  redistributionRecipient: Address;
   slasher: Address;
   pauser: Address;
   rewarder: Address;
@@ -36,6 +40,12 @@ export interface InframeshParameters {
   challengeWindow: bigint;
   /** PaymentEscrow: seconds between a withdrawal request and the withdrawal. */
   withdrawalDelay: bigint;
+  /** EpochSettlement fee schedule: who earns protocol fees; undefined means the timelock. */
+  treasury: Address | undefined;
+  /** Protocol fee, basis points of each receipt's fee. */
+  protocolFeeBps: number;
+  /** Model royalty, basis points of each receipt's fee. */
+  royaltyBps: number;
 }
 
 const PARAMETER_NAMES = [
@@ -50,7 +60,6 @@ const PARAMETER_NAMES = [
   "maxSlashBps",
   "burnBps",
   "tierThresholds",
-  "redistributionRecipient",
   "slasher",
   "pauser",
   "rewarder",
@@ -58,6 +67,9 @@ const PARAMETER_NAMES = [
   "oracleThreshold",
   "challengeWindow",
   "withdrawalDelay",
+  "treasury",
+  "protocolFeeBps",
+  "royaltyBps",
 ] as const satisfies readonly (keyof InframeshParameters)[];
 
 // Bounds NodeStaking enforces (see _setParameters / _setTierThresholds). minSelfStake is held
@@ -78,6 +90,8 @@ const MIN_CHALLENGE_WINDOW = HOUR;
 const MAX_CHALLENGE_WINDOW = 30n * DAY;
 const MIN_WITHDRAWAL_DELAY = DAY;
 const MAX_WITHDRAWAL_DELAY = 90n * DAY;
+// EpochSettlement.MAX_FEE_BPS: protocol fee and royalty together leave the node at least half.
+const MAX_FEE_BPS = 5_000;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -158,9 +172,6 @@ export function resolveParameters(file: unknown, deployerAddress: string): Infra
     tierThresholds: has("tierThresholds")
       ? toList("tierThresholds", given.tierThresholds).map((t, i) => toUint(`tierThresholds[${i}]`, t))
       : [...DEFAULT_PARAMETERS.tierThresholds],
-    redistributionRecipient: has("redistributionRecipient")
-      ? toAddress("redistributionRecipient", given.redistributionRecipient)
-      : deployer,
     slasher: has("slasher") ? toAddress("slasher", given.slasher) : deployer,
     pauser: has("pauser") ? toAddress("pauser", given.pauser) : deployer,
     rewarder: has("rewarder") ? toAddress("rewarder", given.rewarder) : deployer,
@@ -176,6 +187,11 @@ export function resolveParameters(file: unknown, deployerAddress: string): Infra
     withdrawalDelay: has("withdrawalDelay")
       ? toUint("withdrawalDelay", given.withdrawalDelay)
       : DEFAULT_PARAMETERS.withdrawalDelay,
+    treasury: has("treasury") ? toAddress("treasury", given.treasury) : undefined,
+    protocolFeeBps: has("protocolFeeBps")
+      ? toBps("protocolFeeBps", given.protocolFeeBps, MAX_FEE_BPS)
+      : DEFAULT_PARAMETERS.protocolFeeBps,
+    royaltyBps: has("royaltyBps") ? toBps("royaltyBps", given.royaltyBps, MAX_FEE_BPS) : DEFAULT_PARAMETERS.royaltyBps,
   };
   checkBounds(parameters);
   return parameters;
@@ -245,6 +261,11 @@ function checkSettlementBounds(p: InframeshParameters): void {
       `withdrawalDelay must be between ${MIN_WITHDRAWAL_DELAY} (1 day) and ${MAX_WITHDRAWAL_DELAY} (90 days) seconds, got ${p.withdrawalDelay}`,
     );
   }
+  if (p.protocolFeeBps + p.royaltyBps > MAX_FEE_BPS) {
+    throw new InvalidParametersError(
+      `protocolFeeBps + royaltyBps must be at most ${MAX_FEE_BPS} (the node keeps at least half of each fee), got ${p.protocolFeeBps} + ${p.royaltyBps} = ${p.protocolFeeBps + p.royaltyBps}`,
+    );
+  }
   // A job is debited only once its epoch is final: the delay must outlast the challenge window
   // (and the epoch length, which the chain does not know; see docs/settlement.md).
   if (p.withdrawalDelay <= p.challengeWindow) {
@@ -257,6 +278,11 @@ function checkSettlementBounds(p: InframeshParameters): void {
 /** Which module variant the parameters call for. */
 export function stakeTokenSource(p: InframeshParameters): StakeTokenSource {
   return p.stakeToken === undefined ? "deploy" : "existing";
+}
+
+/** Which module variant the fee schedule's treasury calls for. */
+export function treasurySource(p: InframeshParameters): TreasurySource {
+  return p.treasury === undefined ? "timelock" : "parameter";
 }
 
 type IgnitionValue = string | number | bigint | IgnitionValue[];

@@ -24,7 +24,13 @@ import { erc20Abi, getAddress, type Abi, type Address, type Hash } from "viem";
 import { buildInframeshModule } from "../../ignition/modules/Inframesh.ts";
 import { serializeDeploymentRecord, type ContractKey, type DeploymentRecord } from "../../sdk/deployment.ts";
 import { DeployError, InvalidParametersError, MissingNetworkConfigError, StaleDeploymentError } from "./errors.ts";
-import { resolveParameters, stakeTokenSource, toIgnitionParameters, type InframeshParameters } from "./parameters.ts";
+import {
+  resolveParameters,
+  stakeTokenSource,
+  toIgnitionParameters,
+  treasurySource,
+  type InframeshParameters,
+} from "./parameters.ts";
 import { buildDeploymentRecord, describeDeployment, type ContractFacts, type Creation } from "./record.ts";
 
 interface DeployTaskArguments {
@@ -70,10 +76,13 @@ export default async function deployAction(
 
     const artifactResolver = new HardhatArtifactResolver(hre.artifacts);
     const sentBefore = await journalTransactions(journalDir, artifactResolver);
-    const deployed = await connection.ignition.deploy(buildInframeshModule(stakeTokenSource(parameters)), {
-      parameters: toIgnitionParameters(parameters),
-      deploymentId,
-    });
+    const deployed = await connection.ignition.deploy(
+      buildInframeshModule(stakeTokenSource(parameters), treasurySource(parameters)),
+      {
+        parameters: toIgnitionParameters(parameters),
+        deploymentId,
+      },
+    );
     const sentAfter = await journalTransactions(journalDir, artifactResolver);
 
     const addresses: Record<ContractKey, Address> = {
@@ -99,7 +108,8 @@ export default async function deployAction(
       deployer,
       deploymentId,
       contracts: await contractFacts(hre, parameters, addresses, creations),
-      parameters,
+      // Recorded as deployed: the default treasury is the timelock.
+      parameters: { ...parameters, treasury: parameters.treasury ?? addresses.timelock },
     });
 
     console.log(describeDeployment(record));

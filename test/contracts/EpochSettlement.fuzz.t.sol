@@ -35,7 +35,13 @@ contract EpochSettlementFuzzTest is Test {
         }
         address[] memory members = new address[](MEMBERS);
         for (uint256 i = 0; i < MEMBERS; ++i) members[i] = vm.addr(keys[i]);
-        settlement = new EpochSettlement(address(this), members, THRESHOLD, CHALLENGE_WINDOW);
+        settlement = new EpochSettlement(
+            address(this),
+            members,
+            THRESHOLD,
+            CHALLENGE_WINDOW,
+            IEpochSettlement.FeeSchedule({treasury: address(0x7EA5), protocolFeeBps: 500, royaltyBps: 1_000})
+        );
     }
 
     // ------------------------------------------------------------------ helpers

@@ -25,6 +25,9 @@ const CHALLENGE_WINDOW = 2n * DAY;
 const MIN_CHALLENGE_WINDOW = 3600n;
 const MAX_CHALLENGE_WINDOW = 30n * DAY;
 const THRESHOLD = 2n;
+const TREASURY = ethers.getAddress("0x00000000000000000000000000000000007ea5b7");
+const FEE_SCHEDULE = { treasury: TREASURY, protocolFeeBps: 500, royaltyBps: 1_000 };
+const MAX_FEE_BPS = 5_000;
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
 /** A committee member: a viem account that signs and an ethers wallet (same key, funded) that sends. */
@@ -63,6 +66,7 @@ async function deploySettlementFixture(): Promise<SettlementFixture> {
     oracles.map((o) => o.address),
     THRESHOLD,
     CHALLENGE_WINDOW,
+    FEE_SCHEDULE,
   ]);
   const roles = { admin: await settlement.DEFAULT_ADMIN_ROLE() };
   await (await settlement.grantRole(roles.admin, await gov.timelock.getAddress())).wait();
@@ -153,6 +157,7 @@ describe("EpochSettlement", function () {
         members,
         1n,
         CHALLENGE_WINDOW,
+        FEE_SCHEDULE,
       ]);
       const tx = deployed.deploymentTransaction();
       await expect(tx).to.emit(deployed, "CommitteeSet").withArgs(members, 1n);
@@ -164,7 +169,7 @@ describe("EpochSettlement", function () {
       const factory = await ethers.getContractFactory("EpochSettlement");
       const admin = fx.deployer.address;
       const [a, b] = [fx.oracles[0].address, fx.oracles[1].address];
-      await expect(factory.deploy(ethers.ZeroAddress, [a], 1n, CHALLENGE_WINDOW))
+      await expect(factory.deploy(ethers.ZeroAddress, [a], 1n, CHALLENGE_WINDOW, FEE_SCHEDULE))
         .to.be.revertedWithCustomError(fx.settlement, "ZeroAddress")
         .withArgs("admin");
       const tooMany = Array.from({ length: 33 }, (_, i) => ethers.toBeHex(i + 1, 20));
@@ -175,18 +180,18 @@ describe("EpochSettlement", function () {
         [tooMany, 1n],
       ];
       for (const [members, k] of badCommittees) {
-        await expect(factory.deploy(admin, members, k, CHALLENGE_WINDOW))
+        await expect(factory.deploy(admin, members, k, CHALLENGE_WINDOW, FEE_SCHEDULE))
           .to.be.revertedWithCustomError(fx.settlement, "InvalidCommittee")
           .withArgs(members.length, k);
       }
-      await expect(factory.deploy(admin, [a, ethers.ZeroAddress], 1n, CHALLENGE_WINDOW))
+      await expect(factory.deploy(admin, [a, ethers.ZeroAddress], 1n, CHALLENGE_WINDOW, FEE_SCHEDULE))
         .to.be.revertedWithCustomError(fx.settlement, "InvalidOracle")
         .withArgs(ethers.ZeroAddress);
-      await expect(factory.deploy(admin, [a, b, a], 1n, CHALLENGE_WINDOW))
+      await expect(factory.deploy(admin, [a, b, a], 1n, CHALLENGE_WINDOW, FEE_SCHEDULE))
         .to.be.revertedWithCustomError(fx.settlement, "InvalidOracle")
         .withArgs(a);
       for (const window of [MIN_CHALLENGE_WINDOW - 1n, MAX_CHALLENGE_WINDOW + 1n]) {
-        await expect(factory.deploy(admin, [a], 1n, window))
+        await expect(factory.deploy(admin, [a], 1n, window, FEE_SCHEDULE))
           .to.be.revertedWithCustomError(fx.settlement, "InvalidParameter")
           .withArgs("challengeWindow", window);
       }
@@ -269,6 +274,7 @@ describe("EpochSettlement", function () {
         fx.oracles.map((o) => o.address),
         THRESHOLD,
         CHALLENGE_WINDOW,
+        FEE_SCHEDULE,
       ]);
       const s = settlementFor(0n);
       const forTwin = await sign(fx, s, fx.oracles.slice(0, 2), {
@@ -539,6 +545,82 @@ describe("EpochSettlement", function () {
         fx.outsider,
         fx.roles.admin,
       );
+    });
+  });
+
+  describe("fee schedule", function () {
+    const feeScheduleOf = async (fx: SettlementFixture) => {
+      const { treasury, protocolFeeBps, royaltyBps } = await fx.settlement.feeSchedule();
+      return { treasury, protocolFeeBps: Number(protocolFeeBps), royaltyBps: Number(royaltyBps) };
+    };
+
+    it("is set at construction (FeeScheduleSet emitted) and readable", async function () {
+      const fx = await loadFixture(deploySettlementFixture);
+      expect(await feeScheduleOf(fx)).to.deep.equal(FEE_SCHEDULE);
+      expect(await fx.settlement.MAX_FEE_BPS()).to.equal(BigInt(MAX_FEE_BPS));
+      const deployed = await ethers.deployContract("EpochSettlement", [
+        fx.deployer.address,
+        [fx.oracles[0].address],
+        1n,
+        CHALLENGE_WINDOW,
+        { treasury: fx.outsider.address, protocolFeeBps: 0, royaltyBps: MAX_FEE_BPS },
+      ]);
+      await expect(deployed.deploymentTransaction())
+        .to.emit(deployed, "FeeScheduleSet")
+        .withArgs(fx.outsider.address, 0, MAX_FEE_BPS);
+    });
+
+    it("refuses at construction a zero treasury or fees above MAX_FEE_BPS", async function () {
+      const fx = await loadFixture(deploySettlementFixture);
+      const factory = await ethers.getContractFactory("EpochSettlement");
+      const bad = [
+        { treasury: ethers.ZeroAddress, protocolFeeBps: 500, royaltyBps: 1_000 },
+        { treasury: TREASURY, protocolFeeBps: 2_501, royaltyBps: 2_500 },
+        { treasury: TREASURY, protocolFeeBps: MAX_FEE_BPS + 1, royaltyBps: 0 },
+        { treasury: TREASURY, protocolFeeBps: 65_535, royaltyBps: 65_535 },
+      ];
+      for (const schedule of bad) {
+        await expect(factory.deploy(fx.deployer.address, [fx.oracles[0].address], 1n, CHALLENGE_WINDOW, schedule))
+          .to.be.revertedWithCustomError(fx.settlement, "InvalidFeeSchedule")
+          .withArgs(schedule.treasury, schedule.protocolFeeBps, schedule.royaltyBps);
+      }
+    });
+
+    it("governance sets it through the timelock; MAX_FEE_BPS in all is accepted", async function () {
+      const fx = await loadFixture(deploySettlementFixture);
+      const next = { treasury: fx.outsider.address, protocolFeeBps: 2_000, royaltyBps: 3_000 };
+      await expect(callGov(fx, "setFeeSchedule", [next]))
+        .to.emit(fx.settlement, "FeeScheduleSet")
+        .withArgs(next.treasury, next.protocolFeeBps, next.royaltyBps);
+      expect(await feeScheduleOf(fx)).to.deep.equal(next);
+      const none = { treasury: TREASURY, protocolFeeBps: 0, royaltyBps: 0 };
+      await callGov(fx, "setFeeSchedule", [none]);
+      expect(await feeScheduleOf(fx)).to.deep.equal(none);
+    });
+
+    it("governance cannot set a zero treasury or fees above MAX_FEE_BPS; the schedule is unchanged", async function () {
+      const fx = await loadFixture(deploySettlementFixture);
+      for (const schedule of [
+        { treasury: ethers.ZeroAddress, protocolFeeBps: 0, royaltyBps: 0 },
+        { treasury: TREASURY, protocolFeeBps: 1, royaltyBps: MAX_FEE_BPS },
+      ]) {
+        await expect(callGov(fx, "setFeeSchedule", [schedule]))
+          .to.be.revertedWithCustomError(fx.settlement, "InvalidFeeSchedule")
+          .withArgs(schedule.treasury, schedule.protocolFeeBps, schedule.royaltyBps);
+      }
+      expect(await feeScheduleOf(fx)).to.deep.equal(FEE_SCHEDULE);
+    });
+
+    it("requires DEFAULT_ADMIN_ROLE (the timelock): not an oracle, not the deployer", async function () {
+      const fx = await loadFixture(deploySettlementFixture);
+      for (const caller of [fx.outsider, fx.deployer, fx.oracles[0].wallet]) {
+        await expectMissingRole(
+          fx.settlement.connect(caller).setFeeSchedule(FEE_SCHEDULE),
+          fx.settlement,
+          caller,
+          fx.roles.admin,
+        );
+      }
     });
   });
 });

@@ -1037,6 +1037,55 @@ describe("NodeStaking", function () {
     });
   });
 
+  describe("addEarnings", function () {
+    itRequiresRole("rewarder", delegatedFixture, {
+      addEarnings: (fx, caller) => fx.staking.connect(caller).addEarnings(fx.operators[0].address, tokens(1)),
+    });
+
+    it("keeps the commission for the caller to pay and pulls the rest into the pool for every staker", async function () {
+      const fx = await loadFixture(delegatedFixture);
+      const [op] = fx.operators;
+      const before = pool(await fx.staking.activePool(op.address));
+      const earned = tokens(1_000);
+      const commission = (earned * 500n) / 10_000n; // registerAndStake's 5%
+      expect(await fx.staking.connect(fx.rewarder).addEarnings.staticCall(op.address, earned)).to.equal(commission);
+      const sent = fx.staking.connect(fx.rewarder).addEarnings(op.address, earned);
+      await expect(sent)
+        .to.emit(fx.staking, "RewardsAdded")
+        .withArgs(op.address, fx.rewarder.address, earned - commission);
+      await expect(sent).to.changeTokenBalances(
+        ethers,
+        fx.token,
+        [fx.rewarder, fx.staking],
+        [-(earned - commission), earned - commission],
+      );
+      expect(pool(await fx.staking.activePool(op.address))).to.deep.equal({
+        stake: before.stake + earned - commission,
+        shares: before.shares,
+      });
+      await expectTokensConserved(fx);
+    });
+
+    it("gives everything back as commission, moving nothing, for a node without stakers or a non-node", async function () {
+      const fx = await loadFixture(nodesFixture);
+      for (const account of [fx.operators[1].address, fx.outsider.address]) {
+        expect(await fx.staking.connect(fx.rewarder).addEarnings.staticCall(account, tokens(7))).to.equal(tokens(7));
+        const sent = fx.staking.connect(fx.rewarder).addEarnings(account, tokens(7));
+        await expect(sent).to.not.emit(fx.staking, "RewardsAdded");
+        await expect(sent).to.not.emit(fx.token, "Transfer");
+      }
+    });
+
+    it("moves nothing when the commission is all of it (100% commission, or an amount that rounds to 0 for stakers)", async function () {
+      const fx = await loadFixture(delegatedFixture);
+      const [op] = fx.operators;
+      await (await fx.staking.connect(op).updateNode("https://x.example/infer", ethers.ZeroHash, 10_000)).wait();
+      const sent = fx.staking.connect(fx.rewarder).addEarnings(op.address, tokens(3));
+      await expect(sent).to.not.emit(fx.token, "Transfer");
+      expect(await fx.staking.connect(fx.rewarder).addEarnings.staticCall(op.address, tokens(3))).to.equal(tokens(3));
+    });
+  });
+
   // ---------------------------------------------------------------- slashing
 
   describe("slash", function () {

@@ -280,6 +280,30 @@ contract EscrowHandler is Test {
         ghostDebited += escrow.debitBatch(batch, amounts);
     }
 
+    /// @dev Two packed debits, the second one possibly more than its client has: then the whole
+    /// batch must revert and move nothing.
+    function debitPacked(uint256 seedA, uint256 amountA, uint256 seedB, uint256 amountB) external clocked {
+        address a = _client(seedA);
+        address b = _client(seedB);
+        uint256 balanceA = escrow.balanceOf(a);
+        if (balanceA == 0) return;
+        amountA = bound(amountA, 1, balanceA);
+        uint256 room = a == b ? balanceA - amountA : escrow.balanceOf(b);
+        amountB = bound(amountB, 1, 2 * room + 1);
+        bytes32[] memory debits = new bytes32[](2);
+        debits[0] = bytes32((uint256(uint160(a)) << 96) | amountA);
+        debits[1] = bytes32((uint256(uint160(b)) << 96) | amountB);
+        uint256 totalBefore = escrow.totalBalance();
+        try escrow.debitPacked(debits) returns (uint256 total) {
+            if (amountB > room) ++ghostOverdebits;
+            assertEq(total, amountA + amountB, "packed total");
+            ghostDebited += total;
+        } catch {
+            if (amountB <= room) fail("a covered packed debit reverted");
+            assertEq(escrow.totalBalance(), totalBefore, "a refused batch moved tokens");
+        }
+    }
+
     function warp(uint256 seconds_) external {
         currentTime += bound(seconds_, 1, MAX_WARP);
         vm.warp(currentTime);
@@ -301,7 +325,7 @@ contract PaymentEscrowInvariantTest is EscrowFixture {
         escrow.grantRole(escrow.SETTLEMENT_ROLE(), address(handler));
         token.transfer(address(handler), token.balanceOf(address(this)));
 
-        bytes4[] memory selectors = new bytes4[](7);
+        bytes4[] memory selectors = new bytes4[](8);
         selectors[0] = EscrowHandler.deposit.selector;
         selectors[1] = EscrowHandler.requestWithdrawal.selector;
         selectors[2] = EscrowHandler.cancelWithdrawal.selector;
@@ -309,6 +333,7 @@ contract PaymentEscrowInvariantTest is EscrowFixture {
         selectors[4] = EscrowHandler.debit.selector;
         selectors[5] = EscrowHandler.debitBatch.selector;
         selectors[6] = EscrowHandler.warp.selector;
+        selectors[7] = EscrowHandler.debitPacked.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }

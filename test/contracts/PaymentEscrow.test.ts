@@ -551,6 +551,66 @@ describe("PaymentEscrow", function () {
     });
   });
 
+  describe("debitPacked", function () {
+    const pack = (client: string, amount: bigint) => client.toLowerCase() + amount.toString(16).padStart(24, "0");
+
+    it("debits every client of the packed words, emits one DebitedPacked and makes one transfer", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const [alice, bob] = fx.clients;
+      const debits = [
+        pack(alice.address, tokens(100)),
+        pack(bob.address, tokens(500)),
+        pack(alice.address, tokens(50)),
+      ];
+      expect(await fx.escrow.connect(fx.settlement).debitPacked.staticCall(debits)).to.equal(tokens(650));
+      const sent = fx.escrow.connect(fx.settlement).debitPacked(debits);
+      await expect(sent).to.emit(fx.escrow, "DebitedPacked").withArgs(fx.settlement.address, debits, tokens(650));
+      await expect(sent).to.changeTokenBalances(
+        ethers,
+        fx.token,
+        [fx.escrow, fx.settlement],
+        [-tokens(650), tokens(650)],
+      );
+      expect(await fx.escrow.balanceOf(alice.address)).to.equal(tokens(850));
+      expect(await fx.escrow.balanceOf(bob.address)).to.equal(0n);
+      await expectConserved(fx);
+    });
+
+    it("an empty batch moves nothing", async function () {
+      const fx = await loadFixture(fundedFixture);
+      await expect(fx.escrow.connect(fx.settlement).debitPacked([])).to.not.emit(fx.token, "Transfer");
+      await expectConserved(fx);
+    });
+
+    it("reverts as a whole with InsufficientBalance or ZeroAmount; nothing moves", async function () {
+      const fx = await loadFixture(fundedFixture);
+      const [alice, bob] = fx.clients;
+      await expect(
+        fx.escrow
+          .connect(fx.settlement)
+          .debitPacked([
+            pack(alice.address, tokens(1)),
+            pack(bob.address, tokens(300)),
+            pack(bob.address, tokens(201)),
+          ]),
+      )
+        .to.be.revertedWithCustomError(fx.escrow, "InsufficientBalance")
+        .withArgs(bob.address, tokens(200), tokens(201));
+      await expect(
+        fx.escrow.connect(fx.settlement).debitPacked([pack(alice.address, 1n), pack(bob.address, 0n)]),
+      ).to.be.revertedWithCustomError(fx.escrow, "ZeroAmount");
+      expect(await fx.escrow.balanceOf(alice.address)).to.equal(tokens(1_000));
+      expect(await fx.escrow.balanceOf(bob.address)).to.equal(tokens(500));
+    });
+
+    it("requires SETTLEMENT_ROLE", async function () {
+      const fx = await loadFixture(fundedFixture);
+      for (const caller of [fx.outsider, fx.deployer, fx.clients[0]]) {
+        await expectMissingRole(fx.escrow.connect(caller).debitPacked([]), fx.escrow, caller, fx.roles.settlement);
+      }
+    });
+  });
+
   // ---------------------------------------------------------------- governance
 
   describe("setWithdrawalDelay", function () {

@@ -7,6 +7,7 @@ import {RewardClaims} from "../../contracts/claims/RewardClaims.sol";
 import {PaymentEscrow} from "../../contracts/escrow/PaymentEscrow.sol";
 import {INodeStaking} from "../../contracts/interfaces/INodeStaking.sol";
 import {IRewardClaims} from "../../contracts/interfaces/IRewardClaims.sol";
+import {IEpochSettlement} from "../../contracts/interfaces/IEpochSettlement.sol";
 import {EpochSettlement} from "../../contracts/settlement/EpochSettlement.sol";
 import {InframeshTypes} from "../../contracts/settlement/InframeshTypes.sol";
 import {StakingFixture} from "./utils/StakingFixture.sol";
@@ -27,6 +28,11 @@ contract RewardClaimsFuzzTest is StakingFixture {
     address internal constant NODE = address(0x40DE);
     address internal constant PUBLISHER = address(0xB0B);
     address internal constant CLIENT = address(0xC11E);
+    address internal constant SLASHED_NODE = address(0x5A5A);
+    address internal constant TREASURY = address(0x7EA5);
+    uint256 internal constant PROTOCOL_FEE_BPS = 500;
+    uint256 internal constant ROYALTY_BPS = 1_000;
+    uint256 internal constant BPS = 10_000;
 
     PaymentEscrow internal escrow;
     EpochSettlement internal settlement;
@@ -38,10 +44,17 @@ contract RewardClaimsFuzzTest is StakingFixture {
         escrow = new PaymentEscrow(token, address(this), 1 days);
         address[] memory members = new address[](1);
         members[0] = vm.addr(ORACLE_KEY);
-        settlement = new EpochSettlement(address(this), members, 1, CHALLENGE_WINDOW);
+        settlement = new EpochSettlement(
+            address(this),
+            members,
+            1,
+            CHALLENGE_WINDOW,
+            IEpochSettlement.FeeSchedule({treasury: address(0x7EA5), protocolFeeBps: 500, royaltyBps: 1_000})
+        );
         claims = new RewardClaims(settlement, escrow, staking, token);
         escrow.grantRole(escrow.SETTLEMENT_ROLE(), address(claims));
         staking.grantRole(staking.REWARDER_ROLE(), address(claims));
+        staking.setRedistributionRecipient(address(claims));
 
         _approve(NODE);
         _register(NODE);
@@ -60,13 +73,26 @@ contract RewardClaimsFuzzTest is StakingFixture {
 
     /// @dev Posts, finalises and funds epoch `epoch` with a two-leaf root, the client paying `debit`.
     function _settle(uint64 epoch, bytes32 root, uint256 debit) internal {
+        _settle(epoch, root, debit, 0, 0, 0);
+    }
+
+    /// @dev Posts, finalises and funds epoch `epoch`: the client pays `debit`, `redistributed` slashed
+    /// stake is allocated.
+    function _settle(
+        uint64 epoch,
+        bytes32 root,
+        uint256 debit,
+        uint256 fees,
+        uint256 royalties,
+        uint256 redistributed
+    ) internal {
         InframeshTypes.Settlement memory s = InframeshTypes.Settlement({
             epoch: epoch,
             earningsRoot: root,
             totalDebits: debit,
-            fees: 0,
-            royalties: 0,
-            redistributedSlash: 0,
+            fees: fees,
+            royalties: royalties,
+            redistributedSlash: redistributed,
             receiptCount: 1,
             batchSha256: sha256(abi.encode(epoch))
         });
@@ -76,14 +102,10 @@ contract RewardClaimsFuzzTest is StakingFixture {
         settlement.post(s, signatures);
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         settlement.finalise(epoch);
-        address[] memory clients = new address[](debit == 0 ? 0 : 1);
-        uint256[] memory amounts = new uint256[](debit == 0 ? 0 : 1);
-        if (debit != 0) {
-            clients[0] = CLIENT;
-            amounts[0] = debit;
-        }
+        bytes32[] memory debits = new bytes32[](debit == 0 ? 0 : 1);
+        if (debit != 0) debits[0] = bytes32((uint256(uint160(CLIENT)) << 96) | debit);
         vm.prank(vm.addr(ORACLE_KEY));
-        claims.collectDebits(s, clients, amounts);
+        claims.collectDebits(s, debits);
     }
 
     function _proof(bytes32 sibling) internal pure returns (bytes32[] memory proof) {
@@ -158,6 +180,7 @@ contract RewardClaimsFuzzTest is StakingFixture {
             assertLe(_received(PUBLISHER), publisherCumulative, "publisher received more than posted");
             (uint256 funded, uint256 paid) = claims.totals();
             assertEq(token.balanceOf(address(claims)), funded - paid, "claims balance != funded - paid");
+            assertEq(claims.unallocatedSlash(), 0, "no slash, yet unallocated tokens");
             assertEq(token.balanceOf(address(escrow)), escrow.totalBalance(), "escrow balance != total balance");
         }
         // Claiming everything at the end pays each account exactly its final cumulative amount.
@@ -168,6 +191,133 @@ contract RewardClaimsFuzzTest is StakingFixture {
         assertEq(_received(NODE), nodeCumulative, "node total != posted");
         assertEq(_received(PUBLISHER), publisherCumulative, "publisher total != posted");
         assertEq(token.balanceOf(address(claims)), 0, "claims keeps tokens after every claim");
+    }
+
+    /// @dev Every holder of the token in this test: the sum never changes.
+    function _held() internal view returns (uint256 sum) {
+        address[10] memory holders = [
+            address(escrow),
+            address(staking),
+            address(claims),
+            address(this),
+            CLIENT,
+            NODE,
+            SLASHED_NODE,
+            PUBLISHER,
+            TREASURY,
+            BURN
+        ];
+        for (uint256 i = 0; i < holders.length; ++i) sum += token.balanceOf(holders[i]);
+    }
+
+    /// @dev Claims `cumulative` for `account` with `proof` when it has anything new.
+    function _claimIfDue(address account, uint256 cumulative, bytes32[] memory proof) internal {
+        if (cumulative > claims.claimed(account)) claims.claim(account, cumulative, proof);
+    }
+
+    /// @dev What the slash-redistribution test has posted so far.
+    struct Books {
+        uint256[3] cumulative; // node, publisher, treasury
+        uint256 credits;
+        uint256 debits;
+        uint256 redistributed;
+        uint256 held;
+    }
+
+    function _leaves(Books memory b) internal view returns (bytes32[3] memory) {
+        return
+            [
+                claims.leafHash(NODE, b.cumulative[0]),
+                claims.leafHash(PUBLISHER, b.cumulative[1]),
+                claims.leafHash(TREASURY, b.cumulative[2])
+            ];
+    }
+
+    /// @dev Claims for all three accounts of a 3-leaf tree ((node, publisher), treasury) — the node
+    /// and treasury only when asked — when they have anything new.
+    function _claimAll(Books memory b, bool node, bool treasury) internal {
+        bytes32[3] memory leaves = _leaves(b);
+        bytes32[] memory proof = new bytes32[](2);
+        (proof[0], proof[1]) = (leaves[1], leaves[2]);
+        if (node) _claimIfDue(NODE, b.cumulative[0], proof);
+        proof = new bytes32[](2);
+        (proof[0], proof[1]) = (leaves[0], leaves[2]);
+        _claimIfDue(PUBLISHER, b.cumulative[1], proof);
+        bytes32[] memory treasuryProof = new bytes32[](1);
+        treasuryProof[0] = Hashes.commutativeKeccak256(leaves[0], leaves[1]);
+        if (treasury) _claimIfDue(TREASURY, b.cumulative[2], treasuryProof);
+    }
+
+    /// @dev One epoch: receipts worth `fee` split by the fee schedule, `slashAmount` slashed from the
+    /// second node and released to the claims contract, everything unallocated redistributed to NODE.
+    function _slashEpoch(Books memory b, uint64 epoch, uint256 fee, uint256 slashAmount) internal {
+        uint256 protocolFee = (fee * PROTOCOL_FEE_BPS) / BPS;
+        uint256 royalty = (fee * ROYALTY_BPS) / BPS;
+        if (slashAmount != 0) staking.slash(SLASHED_NODE, slashAmount, keccak256(abi.encode("evidence", epoch)));
+        staking.releaseSlashedStake();
+        uint256 slashHere = claims.unallocatedSlash();
+        b.cumulative[0] += fee - protocolFee - royalty + slashHere;
+        b.cumulative[1] += royalty;
+        b.cumulative[2] += protocolFee;
+        b.credits += (fee - protocolFee - royalty) + royalty + protocolFee + slashHere;
+        b.debits += fee;
+        b.redistributed += slashHere;
+        bytes32[3] memory leaves = _leaves(b);
+        bytes32 root = Hashes.commutativeKeccak256(Hashes.commutativeKeccak256(leaves[0], leaves[1]), leaves[2]);
+        _settle(epoch, root, fee, protocolFee, royalty, slashHere);
+        assertEq(claims.unallocatedSlash(), 0, "slash left unallocated after funding");
+        (uint256 funded, ) = claims.totals();
+        assertEq(funded, b.debits + b.redistributed, "funded != debits + redistributed slash");
+        assertEq(b.credits, b.debits + b.redistributed, "credits != debits + redistributed slash");
+    }
+
+    function _checkBooks(Books memory b) internal view {
+        (uint256 funded, uint256 paid) = claims.totals();
+        assertEq(
+            token.balanceOf(address(claims)),
+            funded - paid + claims.unallocatedSlash(),
+            "claims balance != funded - paid + unallocated"
+        );
+        assertLe(_received(NODE), b.cumulative[0], "node received more than posted");
+        assertLe(token.balanceOf(PUBLISHER), b.cumulative[1], "publisher received more than posted");
+        assertLe(token.balanceOf(TREASURY), b.cumulative[2], "treasury received more than posted");
+        assertEq(token.balanceOf(address(escrow)), escrow.totalBalance(), "escrow balance != total balance");
+        assertEq(_held(), b.held, "tokens not conserved");
+    }
+
+    /// @notice Receipts split by the fee schedule, a second node slashed every epoch and its slashed
+    /// stake (plus any tokens sent to the claims contract directly) redistributed to the other node:
+    /// credits (node + royalty + fee) equal debits plus redistributed slash, every account is paid
+    /// exactly its cumulative amount, tokens are conserved over escrow, staking, claims and every
+    /// holder, and the claims contract always holds funded - paid + unallocated.
+    function testFuzz_slashRedistribution_creditsEqualDebitsPlusSlash(
+        uint256[EPOCHS] memory receiptFees,
+        uint256[EPOCHS] memory slashes,
+        uint256 donation,
+        uint256 donationEpoch
+    ) public {
+        _approve(SLASHED_NODE);
+        _register(SLASHED_NODE);
+        _stake(SLASHED_NODE, SLASHED_NODE, MAX_INCREMENT);
+        donation = bound(donation, 0, MAX_INCREMENT);
+        donationEpoch = bound(donationEpoch, 0, EPOCHS - 1);
+        Books memory b;
+        b.held = _held();
+        for (uint256 e = 0; e < EPOCHS; ++e) {
+            // A direct transfer is unallocated like slashed stake: the next settlement may allocate it.
+            if (e == donationEpoch && donation != 0) token.transfer(address(claims), donation);
+            uint256 slashAmount = bound(slashes[e], 0, staking.maxSlashOf(SLASHED_NODE));
+            _slashEpoch(b, uint64(e), bound(receiptFees[e], 0, MAX_INCREMENT), slashAmount);
+            _claimAll(b, receiptFees[e] % 2 == 0, slashes[e] % 2 == 0);
+            _checkBooks(b);
+        }
+        // Everyone claims the rest: each account got exactly its cumulative amount, nothing is left.
+        _claimAll(b, true, true);
+        assertEq(_received(NODE), b.cumulative[0], "node total != posted");
+        assertEq(token.balanceOf(PUBLISHER), b.cumulative[1], "publisher total != posted");
+        assertEq(token.balanceOf(TREASURY), b.cumulative[2], "treasury total != posted");
+        assertEq(token.balanceOf(address(claims)), 0, "claims keeps tokens after every claim");
+        _checkBooks(b);
     }
 
     /// @notice A stale leaf (an earlier epoch's cumulative amount) never proves against a later root.

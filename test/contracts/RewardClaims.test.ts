@@ -3,7 +3,13 @@ import { Wallet } from "ethers";
 import { type Address, type Hex, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 
-import { type EarningsEntry, buildEarningsTree, earningsLeaf, EARNINGS_LEAF_TAG } from "../../sdk/earnings.ts";
+import {
+  type EarningsEntry,
+  buildEarningsTree,
+  earningsLeaf,
+  EARNINGS_LEAF_TAG,
+  packDebits,
+} from "../../sdk/earnings.ts";
 import { type Settlement, inframeshDomain, signSettlement } from "../../sdk/eip712.ts";
 import type { EpochSettlement, PaymentEscrow, RewardClaims } from "../../types/ethers-contracts/index.js";
 import {
@@ -68,6 +74,7 @@ async function deployClaimsFixture(): Promise<ClaimsFixture> {
     oracles.map((o) => o.address),
     2,
     CHALLENGE_WINDOW,
+    { treasury: treasury.address, protocolFeeBps: 500, royaltyBps: 1_000 },
   ]);
   const tokenAddress = await fx.token.getAddress();
   const escrow = await ethers.deployContract("PaymentEscrow", [tokenAddress, fx.deployer.address, WITHDRAWAL_DELAY]);
@@ -121,6 +128,9 @@ async function postAndFinalise(fx: ClaimsFixture, settlement: Settlement): Promi
 
 type Debits = { clients: string[]; amounts: bigint[] };
 
+const packed = (clients: readonly string[], amounts: readonly bigint[]): string[] =>
+  packDebits(clients.map((client, i) => ({ client: client as Address, amount: amounts[i]! })));
+
 /** Epoch `epoch`: posts and finalises a settlement of `entries`, then collects `debits`. */
 async function settleEpoch(
   fx: ClaimsFixture,
@@ -133,7 +143,7 @@ async function settleEpoch(
   const settlement = settlementFor(epoch, tree.root, total);
   await postAndFinalise(fx, settlement);
   await (
-    await fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, debits.clients, debits.amounts)
+    await fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, packed(debits.clients, debits.amounts))
   ).wait();
   return { settlement, tree };
 }
@@ -242,12 +252,14 @@ describe("RewardClaims", function () {
       const settlement = settlementFor(0n, tree.root, tokens(600));
       await postAndFinalise(fx, settlement);
       const before = await holdings(fx);
-      const sent = fx.claims.connect(fx.oracles[1].wallet).collectDebits(settlement, debits.clients, debits.amounts);
+      const sent = fx.claims
+        .connect(fx.oracles[1].wallet)
+        .collectDebits(settlement, packed(debits.clients, debits.amounts));
       await expect(sent)
         .to.emit(fx.claims, "DebitsCollected")
-        .withArgs(0n, tree.root, tokens(600), 3n)
-        .and.to.emit(fx.escrow, "Debited")
-        .withArgs(fx.clients[2].address, fx.claimsAddress, tokens(300), DEPOSIT - tokens(300));
+        .withArgs(0n, tree.root, tokens(600), 0n, 3n)
+        .and.to.emit(fx.escrow, "DebitedPacked")
+        .withArgs(fx.claimsAddress, packed(debits.clients, debits.amounts), tokens(600));
       expect(await fx.escrow.balanceOf(fx.clients[0].address)).to.equal(DEPOSIT - tokens(100));
       expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(tokens(600));
       expect(await fx.claims.totals()).to.deep.equal([tokens(600), 0n]);
@@ -261,16 +273,16 @@ describe("RewardClaims", function () {
       const tree = buildEarningsTree([{ account: fx.treasury.address as Address, cumulativeAmount: 0n }]);
       const settlement = settlementFor(0n, tree.root, 0n);
       await postAndFinalise(fx, settlement);
-      await expect(fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [], []))
+      await expect(fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, packed([], [])))
         .to.emit(fx.claims, "DebitsCollected")
-        .withArgs(0n, tree.root, 0n, 0n);
+        .withArgs(0n, tree.root, 0n, 0n, 0n);
     });
 
     it("is for committee members only", async function () {
       const fx = await loadFixture(deployClaimsFixture);
       const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n);
       await postAndFinalise(fx, settlement);
-      await expect(fx.claims.connect(fx.outsider).collectDebits(settlement, [], []))
+      await expect(fx.claims.connect(fx.outsider).collectDebits(settlement, packed([], [])))
         .to.be.revertedWithCustomError(fx.claims, "NotAnOracle")
         .withArgs(fx.outsider.address);
     });
@@ -278,7 +290,7 @@ describe("RewardClaims", function () {
     it("needs a final settlement: not posted, posted in its window, or voided", async function () {
       const fx = await loadFixture(deployClaimsFixture);
       const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n);
-      const collect = () => fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [], []);
+      const collect = () => fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, packed([], []));
       await expect(collect()).to.be.revertedWithCustomError(fx.claims, "NotFinal").withArgs(0n, 0n);
       const domain = inframeshDomain(fx.chainId, (await fx.settlement.getAddress()) as Address);
       const signatures = await Promise.all(fx.oracles.map((o) => signSettlement(o.account, domain, settlement)));
@@ -295,7 +307,7 @@ describe("RewardClaims", function () {
       const changed = { ...settlement, earningsRoot: ethers.id("other") as Hex };
       const recorded = (await fx.settlement.settlementOf(0n)).settlementHash;
       await expect(
-        fx.claims.connect(fx.oracles[0].wallet).collectDebits(changed, [fx.clients[0].address], [tokens(100)]),
+        fx.claims.connect(fx.oracles[0].wallet).collectDebits(changed, packed([fx.clients[0].address], [tokens(100)])),
       )
         .to.be.revertedWithCustomError(fx.claims, "SettlementMismatch")
         .withArgs(0n, await fx.settlement.hashSettlement(changed), recorded);
@@ -306,7 +318,9 @@ describe("RewardClaims", function () {
       const settlement = settlementFor(0n, ethers.ZeroHash as Hex, tokens(100));
       await postAndFinalise(fx, settlement);
       await expect(
-        fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [fx.clients[0].address], [tokens(99)]),
+        fx.claims
+          .connect(fx.oracles[0].wallet)
+          .collectDebits(settlement, packed([fx.clients[0].address], [tokens(99)])),
       )
         .to.be.revertedWithCustomError(fx.claims, "DebitsMismatch")
         .withArgs(0n, tokens(99), tokens(100));
@@ -315,20 +329,156 @@ describe("RewardClaims", function () {
     it("is applied once per epoch, in order", async function () {
       const fx = await loadFixture(fundedFixture);
       await expect(
-        fx.claims.connect(fx.oracles[0].wallet).collectDebits(fx.posted, [fx.clients[0].address], [tokens(600)]),
+        fx.claims
+          .connect(fx.oracles[0].wallet)
+          .collectDebits(fx.posted, packed([fx.clients[0].address], [tokens(600)])),
       )
         .to.be.revertedWithCustomError(fx.claims, "UnexpectedEpoch")
         .withArgs(0n, 1n);
       expect(await fx.escrow.balanceOf(fx.clients[0].address)).to.equal(DEPOSIT - tokens(100));
     });
 
-    it("refuses a settlement that redistributes slashed stake (not supported yet)", async function () {
+    it("refuses malformed packed debits: a zero amount, a short balance; nothing moves", async function () {
       const fx = await loadFixture(deployClaimsFixture);
-      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n, { redistributedSlash: 5n });
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, DEPOSIT + 1n);
       await postAndFinalise(fx, settlement);
-      await expect(fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, [], []))
-        .to.be.revertedWithCustomError(fx.claims, "SlashRedistributionUnsupported")
-        .withArgs(0n, 5n);
+      const client = fx.clients[0].address;
+      const zero = client.toLowerCase() + "0".repeat(24); // the client's address, amount 0
+      const collect = (debits: string[]) => fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, debits);
+      await expect(collect([zero])).to.be.revertedWithCustomError(fx.escrow, "ZeroAmount");
+      await expect(collect(packed([client], [DEPOSIT + 1n])))
+        .to.be.revertedWithCustomError(fx.escrow, "InsufficientBalance")
+        .withArgs(client, DEPOSIT, DEPOSIT + 1n);
+      expect(await fx.escrow.balanceOf(client)).to.equal(DEPOSIT);
+      expect(await fx.claims.nextEpoch()).to.equal(0n);
+      expect(() => packed([client], [0n])).to.throw(/amount 0 must be between 1 and 2\^96 - 1/);
+      expect(() => packed([client], [1n << 96n])).to.throw(/must be between 1 and 2\^96 - 1/);
+    });
+  });
+
+  describe("earnings tree: TypeScript vs chain", function () {
+    // Seven accounts 0x…01 .. 0x…07 earning 1 .. 7 tokens: an odd leaf count, so an odd node moves
+    // up a layer. The root is pinned: an implementation in another language must reproduce it.
+    const VECTOR_ENTRIES: EarningsEntry[] = Array.from({ length: 7 }, (_, i) => ({
+      account: `0x${(i + 1).toString(16).padStart(40, "0")}` as Address,
+      cumulativeAmount: tokens(i + 1),
+    }));
+    const VECTOR_ROOT = "0x4654164e5fa8ea9c53405254a8423f9933fd6b2579bdc2672ad3f014741efc1d";
+
+    it("the sdk reproduces the pinned root, whatever the order of the entries", function () {
+      expect(buildEarningsTree(VECTOR_ENTRIES).root).to.equal(VECTOR_ROOT);
+      expect(buildEarningsTree([...VECTOR_ENTRIES].reverse()).root).to.equal(VECTOR_ROOT);
+      expect(() => buildEarningsTree([])).to.throw(/at least one entry/);
+      expect(() => buildEarningsTree([VECTOR_ENTRIES[0]!, VECTOR_ENTRIES[0]!])).to.throw(/appears twice/);
+    });
+
+    it("RewardClaims accepts the TypeScript root and every TypeScript proof, and pays each account", async function () {
+      const fx = await loadFixture(deployClaimsFixture);
+      const total = VECTOR_ENTRIES.reduce((sum, e) => sum + e.cumulativeAmount, 0n);
+      const { tree } = await settleEpoch(fx, 0n, VECTOR_ENTRIES, {
+        clients: [fx.clients[0].address],
+        amounts: [total],
+      });
+      expect(await fx.claims.latestRoot()).to.deep.equal([true, 0n, VECTOR_ROOT]);
+      for (const { account, cumulativeAmount } of VECTOR_ENTRIES) {
+        expect(await fx.claims.leafHash(account, cumulativeAmount)).to.equal(earningsLeaf(account, cumulativeAmount));
+        await expect(fx.claims.claim(account, cumulativeAmount, tree.proof(account))).to.changeTokenBalance(
+          ethers,
+          fx.token,
+          account,
+          cumulativeAmount,
+        );
+      }
+      expect(await fx.claims.totals()).to.deep.equal([total, total]);
+    });
+  });
+
+  describe("slash redistribution", function () {
+    /** Node 1 slashed by `amount` and the slashed stake released: half (burnBps 50%) reaches the claims contract. */
+    async function slashAndRelease(fx: ClaimsFixture, amount: bigint): Promise<bigint> {
+      await (await fx.staking.connect(fx.slasher).slash(fx.operators[1].address, amount, ethers.id("evidence"))).wait();
+      const [owed] = await fx.staking.slashedOwed();
+      await (await fx.staking.releaseSlashedStake()).wait();
+      return owed;
+    }
+
+    async function redistributingFixture() {
+      const fx = await deployClaimsFixture();
+      await governanceCall(fx.gov, await encodeCall(fx.staking, "setRedistributionRecipient", [fx.claimsAddress]));
+      return fx;
+    }
+
+    it("tracks slashed stake received and not yet allocated, robust to direct transfers", async function () {
+      const fx = await loadFixture(redistributingFixture);
+      expect(await fx.claims.unallocatedSlash()).to.equal(0n);
+      const released = await slashAndRelease(fx, tokens(50));
+      expect(released).to.equal(tokens(25));
+      expect(await fx.claims.unallocatedSlash()).to.equal(tokens(25));
+      await (await fx.token.transfer(fx.claimsAddress, 7n)).wait();
+      expect(await fx.claims.unallocatedSlash()).to.equal(tokens(25) + 7n);
+    });
+
+    it("funds an epoch with its debits plus the redistributed slash; the other node claims it", async function () {
+      const fx = await loadFixture(redistributingFixture);
+      const released = await slashAndRelease(fx, tokens(50));
+      const start = await holdings(fx);
+      const node0 = fx.operators[0].address as Address;
+      // Node 0 earns its 90 of the 100 debited, plus all of node 1's redistributed slash.
+      const entries: EarningsEntry[] = [
+        { account: node0, cumulativeAmount: tokens(90) + released },
+        { account: fx.publisher.address as Address, cumulativeAmount: tokens(6) },
+        { account: fx.treasury.address as Address, cumulativeAmount: tokens(4) },
+      ];
+      const tree = buildEarningsTree(entries);
+      const settlement = settlementFor(0n, tree.root, tokens(100), {
+        fees: tokens(4),
+        royalties: tokens(6),
+        redistributedSlash: released,
+      });
+      await postAndFinalise(fx, settlement);
+      await expect(
+        fx.claims
+          .connect(fx.oracles[0].wallet)
+          .collectDebits(settlement, packed([fx.clients[0].address], [tokens(100)])),
+      )
+        .to.emit(fx.claims, "DebitsCollected")
+        .withArgs(0n, tree.root, tokens(100), released, 1n);
+      expect(await fx.claims.totals()).to.deep.equal([tokens(100) + released, 0n]);
+      expect(await fx.claims.unallocatedSlash()).to.equal(0n);
+      for (const { account, cumulativeAmount } of entries) {
+        await (await fx.claims.claim(account, cumulativeAmount, tree.proof(account))).wait();
+      }
+      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(0n);
+      expect(await fx.claims.totals()).to.deep.equal([tokens(100) + released, tokens(100) + released]);
+      expect(await holdings(fx)).to.equal(start);
+    });
+
+    it("refuses to redistribute more slashed stake than was received and not yet allocated", async function () {
+      const fx = await loadFixture(redistributingFixture);
+      const released = await slashAndRelease(fx, tokens(50));
+      const settlement = settlementFor(0n, ethers.ZeroHash as Hex, 0n, { redistributedSlash: released + 1n });
+      await postAndFinalise(fx, settlement);
+      await expect(fx.claims.connect(fx.oracles[0].wallet).collectDebits(settlement, []))
+        .to.be.revertedWithCustomError(fx.claims, "InsufficientSlashedStake")
+        .withArgs(released + 1n, released);
+    });
+
+    it("debits arriving in the same funding are not slashed stake; funded epochs' tokens are never reallocated", async function () {
+      const fx = await loadFixture(redistributingFixture);
+      // Epoch 0 funds 600 of debits; nothing is claimed, so the claims contract holds 600.
+      const { entries, debits } = epoch0(fx);
+      await settleEpoch(fx, 0n, entries, debits);
+      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(tokens(600));
+      expect(await fx.claims.unallocatedSlash()).to.equal(0n);
+      const settlement = settlementFor(1n, ethers.ZeroHash as Hex, tokens(100), { redistributedSlash: 1n });
+      await postAndFinalise(fx, settlement);
+      await expect(
+        fx.claims
+          .connect(fx.oracles[0].wallet)
+          .collectDebits(settlement, packed([fx.clients[0].address], [tokens(100)])),
+      )
+        .to.be.revertedWithCustomError(fx.claims, "InsufficientSlashedStake")
+        .withArgs(1n, 0n);
     });
   });
 

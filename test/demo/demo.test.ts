@@ -57,6 +57,34 @@ describe("npm run demo", function () {
     expect(output).to.include("Weights verified: rebuilt from 10 of 14 shards.");
   });
 
+  it("settles an epoch from hand-signed receipts and every account claims", function () {
+    expect(output).to.match(/client deposits 100 INFRA/);
+    expect(output.match(/^ {2}job \d: node-[bc] served 0x[0-9a-f]{8}… in \d+ ms$/gm)).to.have.length(6);
+    expect(output).to.include("6 receipts: client and node signatures recovered, work-unit hashes match");
+    expect(output).to.include("protocol fee 500 bps to timelock, royalty 1000 bps to the publisher");
+    // 6 jobs at the model's price of 25 base units: 150 debited, 6 x floor(1.25) = 6 fees, 6 x floor(2.5) = 12 royalties;
+    // node-a's slash (6,000, half burned) is redistributed to the two nodes that served.
+    expect(output).to.match(
+      /epoch 0: debits 0\.00000000000000015, fees 0\.000000000000000006, royalties 0\.000000000000000012, redistributed slash 3000 INFRA/,
+    );
+    expect(output).to.match(/post \(gas \d+\), \+86400 s, finalise \(gas \d+\)/);
+    expect(output).to.match(
+      /Epoch 0 settlement: 6 receipts, claims \(INFRA\)\n=+\naccount +earned +paid directly +to stakers +claim gas/,
+    );
+    // node-b: 3 x 22 + 1,500 slash; 10% commission to its operator, the rest to its pool.
+    expect(output).to.match(
+      /^node-b +1500\.000000000000000066 +150\.000000000000000006 +1350\.00000000000000006 +\d+$/m,
+    );
+    expect(output).to.match(
+      /^node-c +1500\.000000000000000066 +225\.000000000000000009 +1275\.000000000000000057 +\d+$/m,
+    );
+    expect(output).to.match(/^publisher +0\.000000000000000012 +0\.000000000000000012 +0 +\d+$/m);
+    expect(output).to.match(/^timelock +0\.000000000000000006 +0\.000000000000000006 +0 +\d+$/m);
+    expect(output).to.match(
+      /Settlement balanced: debits 0\.00000000000000015 \+ redistributed slash 3000 = credits 3000\.00000000000000015 INFRA, all claimed/,
+    );
+  });
+
   it("leaves no blob-store peer running", async function () {
     const peers = [...output.matchAll(/peer-\d (http:\/\/127\.0\.0\.1:\d+)/g)].map((m) => m[1]!);
     expect(peers).to.have.length(3);

@@ -95,6 +95,9 @@ describe("npx hardhat deploy", function () {
     expect(record.contracts.rewardClaims.contractName).to.equal("RewardClaims");
     expect(record.parameters.oracles).to.deep.equal([record.deployer]);
     expect(record.parameters.oracleThreshold).to.equal("1");
+    // The fee schedule as deployed: the default treasury is recorded as the timelock's address.
+    expect(record.parameters.treasury).to.equal(record.contracts.timelock.address);
+    expect([record.parameters.protocolFeeBps, record.parameters.royaltyBps]).to.deep.equal([500, 1_000]);
     expect(Number(await rpc(chain.rpcUrl, "eth_call", [modelCountCall(record), "latest"]))).to.equal(0);
   });
 

@@ -4,7 +4,12 @@ import { expect } from "chai";
 import { network } from "hardhat";
 
 import { buildInframeshModule } from "../../ignition/modules/Inframesh.ts";
-import { resolveParameters, stakeTokenSource, toIgnitionParameters } from "../../scripts/deploy/parameters.ts";
+import {
+  resolveParameters,
+  stakeTokenSource,
+  toIgnitionParameters,
+  treasurySource,
+} from "../../scripts/deploy/parameters.ts";
 import { SETTLEMENT_ROLE } from "../../sdk/earnings.ts";
 import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
 
@@ -15,7 +20,7 @@ describe("Inframesh Ignition module", function () {
 
   it("deploys the dev token, the timelock, NodeStaking, the ModelRegistry and settlement, and hands governance to the timelock", async function () {
     const { ethers, ignition } = await network.create();
-    const [deployer, holder, proposer, slasher, pauser, rewarder, recipient, oracleA, oracleB, oracleC] =
+    const [deployer, holder, proposer, slasher, pauser, rewarder, treasury, oracleA, oracleB, oracleC] =
       await ethers.getSigners();
     const parameters = resolveParameters(
       {
@@ -30,7 +35,6 @@ describe("Inframesh Ignition module", function () {
           maxSlashBps: 2_000,
           burnBps: 2_500,
           tierThresholds: [100, 1_000],
-          redistributionRecipient: recipient!.address,
           slasher: slasher!.address,
           pauser: pauser!.address,
           rewarder: rewarder!.address,
@@ -38,12 +42,15 @@ describe("Inframesh Ignition module", function () {
           oracleThreshold: 2,
           challengeWindow: 7_200,
           withdrawalDelay: 172_800,
+          treasury: treasury!.address,
+          protocolFeeBps: 300,
+          royaltyBps: 700,
         },
       },
       deployer!.address,
     );
     const { stakeToken, timelock, nodeStaking, modelRegistry, paymentEscrow, epochSettlement, rewardClaims } =
-      await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters)), {
+      await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters), treasurySource(parameters)), {
         parameters: toIgnitionParameters(parameters),
       });
     const timelockAddress = await timelock.getAddress();
@@ -60,7 +67,8 @@ describe("Inframesh Ignition module", function () {
       2_500n,
     ]);
     expect(await nodeStaking.getFunction("tierThresholds")()).to.deep.equal([100n, 1_000n]);
-    expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(recipient!.address);
+    // Slashed stake to redistribute goes to RewardClaims, which funds it through settlements.
+    expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(await rewardClaims.getAddress());
 
     const hasRole = nodeStaking.getFunction("hasRole");
     expect(await hasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
@@ -92,6 +100,7 @@ describe("Inframesh Ignition module", function () {
     ]);
     expect(await epochSettlement.getFunction("threshold")()).to.equal(2n);
     expect(await epochSettlement.getFunction("challengeWindow")()).to.equal(7_200n);
+    expect([...(await epochSettlement.getFunction("feeSchedule")())]).to.deep.equal([treasury!.address, 300n, 700n]);
     expect(await rewardClaims.getFunction("SETTLEMENT")()).to.equal(await epochSettlement.getAddress());
     expect(await rewardClaims.getFunction("ESCROW")()).to.equal(await paymentEscrow.getAddress());
     expect(await rewardClaims.getFunction("STAKING")()).to.equal(await nodeStaking.getAddress());
@@ -120,7 +129,7 @@ describe("Inframesh Ignition module", function () {
     const nonceBefore = await ethers.provider.getTransactionCount(deployer!.address);
 
     const parameters = resolveParameters({ Inframesh: { stakeToken: existingAddress } }, deployer!.address);
-    const { stakeToken, nodeStaking, paymentEscrow, epochSettlement, rewardClaims } = await ignition.deploy(
+    const { stakeToken, timelock, nodeStaking, paymentEscrow, epochSettlement, rewardClaims } = await ignition.deploy(
       buildInframeshModule(stakeTokenSource(parameters)),
       { parameters: toIgnitionParameters(parameters) },
     );
@@ -132,8 +141,16 @@ describe("Inframesh Ignition module", function () {
     // Defaults: the deployer alone is the committee, threshold 1.
     expect(await epochSettlement.getFunction("oracles")()).to.deep.equal([deployer!.address]);
     expect(await epochSettlement.getFunction("threshold")()).to.equal(1n);
-    // timelock, NodeStaking, five grants and the renounce, the ModelRegistry, PaymentEscrow,
-    // EpochSettlement, RewardClaims, two escrow grants and the escrow renounce: no token deployment.
-    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(15);
+    // Default fee schedule: protocol fees to the timelock, 5% fee, 10% royalty.
+    expect([...(await epochSettlement.getFunction("feeSchedule")())]).to.deep.equal([
+      await timelock.getAddress(),
+      500n,
+      1_000n,
+    ]);
+    expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(await rewardClaims.getAddress());
+    // timelock, NodeStaking, five grants, the redistribution recipient and the renounce, the
+    // ModelRegistry, PaymentEscrow, EpochSettlement, RewardClaims, two escrow grants and the escrow
+    // renounce: no token deployment.
+    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(16);
   });
 });

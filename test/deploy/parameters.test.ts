@@ -8,6 +8,7 @@ import {
   resolveParameters,
   stakeTokenSource,
   toIgnitionParameters,
+  treasurySource,
 } from "../../scripts/deploy/parameters.ts";
 
 const DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
@@ -36,7 +37,6 @@ describe("deploy parameters", function () {
       maxSlashBps: DEFAULT_PARAMETERS.maxSlashBps,
       burnBps: DEFAULT_PARAMETERS.burnBps,
       tierThresholds: [...DEFAULT_PARAMETERS.tierThresholds],
-      redistributionRecipient: DEPLOYER,
       slasher: DEPLOYER,
       pauser: DEPLOYER,
       rewarder: DEPLOYER,
@@ -44,8 +44,12 @@ describe("deploy parameters", function () {
       oracleThreshold: 1n,
       challengeWindow: DEFAULT_PARAMETERS.challengeWindow,
       withdrawalDelay: DEFAULT_PARAMETERS.withdrawalDelay,
+      treasury: undefined,
+      protocolFeeBps: 500,
+      royaltyBps: 1_000,
     });
     expect(stakeTokenSource(p)).to.equal("deploy");
+    expect(treasurySource(p)).to.equal("timelock");
     expect(resolveParameters({}, DEPLOYER)).to.deep.equal(p);
     expect(resolveParameters({ Inframesh: {} }, DEPLOYER)).to.deep.equal(p);
   });
@@ -136,6 +140,29 @@ describe("deploy parameters", function () {
     );
   });
 
+  it("checks the fee schedule: a non-zero treasury, protocol fee + royalty at most 5,000 bps", function () {
+    const p = resolveParameters(
+      { Inframesh: { treasury: ALICE.toLowerCase(), protocolFeeBps: "2000", royaltyBps: 3_000 } },
+      DEPLOYER,
+    );
+    expect([p.treasury, p.protocolFeeBps, p.royaltyBps]).to.deep.equal([ALICE, 2_000, 3_000]);
+    expect(treasurySource(p)).to.equal("parameter");
+    expect(toIgnitionParameters(p).Inframesh).to.include({ treasury: ALICE, protocolFeeBps: 2_000, royaltyBps: 3_000 });
+    const none = resolveParameters({ Inframesh: { protocolFeeBps: 0, royaltyBps: 0 } }, DEPLOYER);
+    expect([none.protocolFeeBps, none.royaltyBps]).to.deep.equal([0, 0]);
+    expect(toIgnitionParameters(none).Inframesh).to.not.have.property("treasury");
+    rejects({ Inframesh: { treasury: "0x0000000000000000000000000000000000000000" } }, /treasury must not be the zero/);
+    rejects({ Inframesh: { treasury: "treasury.eth" } }, /treasury must be an address/);
+    rejects({ Inframesh: { protocolFeeBps: 5_001 } }, /protocolFeeBps is out of range: 5001 \(max 5000\)/);
+    rejects({ Inframesh: { royaltyBps: -1 } }, /royaltyBps must be a non-negative integer/);
+    rejects(
+      { Inframesh: { protocolFeeBps: 2_500, royaltyBps: 2_501 } },
+      /protocolFeeBps \+ royaltyBps must be at most 5000 .* got 2500 \+ 2501 = 5001/,
+    );
+    // Slashed stake now always goes to RewardClaims: the old parameter is refused, not ignored.
+    rejects({ Inframesh: { redistributionRecipient: ALICE } }, /unknown parameter\(s\) redistributionRecipient/);
+  });
+
   it("rejects malformed values, unknown names and contradictions", function () {
     rejects({ Inframesh: { slasher: "0x1234" } }, /slasher must be an address/);
     rejects({ Inframesh: { pauser: "0x0000000000000000000000000000000000000000" } }, /pauser must not be the zero/);
@@ -166,6 +193,7 @@ describe("deploy parameters", function () {
     expect(json.tierThresholds).to.deep.equal(DEFAULT_PARAMETERS.tierThresholds.map(String));
     expect(json.oracles).to.deep.equal([DEPLOYER]);
     expect(json.withdrawalDelay).to.equal(DEFAULT_PARAMETERS.withdrawalDelay.toString());
+    expect([json.treasury, json.protocolFeeBps, json.royaltyBps]).to.deep.equal([null, 500, 1_000]);
     expect(JSON.parse(JSON.stringify(json))).to.deep.equal(json);
   });
 });
