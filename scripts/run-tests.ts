@@ -44,8 +44,12 @@ function run(suite: Suite): Promise<SuiteResult> {
     child.stderr.on("data", tee(process.stderr));
     child.on("close", (code) => {
       const counts = parseCounts(output);
-      // A suite that crashed before reporting counts as one failure, never as zero tests.
-      const crashed = code !== 0 && counts.failed === 0;
+      // A suite that crashed before reporting counts as one failure, never as zero tests: a
+      // non-zero exit without failures, or no closing "N passing" line at all (a test file that
+      // calls process.exit while it loads ends the run with code 0 and no report).
+      const reported = /^\s*\d+ passing\b/m.test(output);
+      const crashed = (code !== 0 && counts.failed === 0) || !reported;
+      if (!reported) console.error(`${suite.name}: ended (exit code ${code}) without reporting its tests`);
       resolve({ name: suite.name, ...counts, failed: counts.failed + (crashed ? 1 : 0), exitCode: code ?? 1 });
     });
   });
