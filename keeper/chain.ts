@@ -63,7 +63,7 @@ export async function connect(
   });
   const publicClient = createPublicClient({
     chain,
-    transport: http(url, { retryCount: options.retryCount ?? 0, timeout: options.timeoutMs ?? 30_000 }),
+    transport: http(url, { retryCount: options.retryCount ?? 2, timeout: options.timeoutMs ?? 30_000 }),
   }) as PublicClient;
   let chainId: number;
   try {

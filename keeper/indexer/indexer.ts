@@ -163,7 +163,8 @@ export class Indexer {
   /** Reads from the cursor to the chain's head, one committed transaction per block range. */
   async syncOnce(): Promise<SyncResult> {
     const { db, publicClient, chainId, confirmations, blockSpan, logger } = this.#options;
-    const head = Number(await publicClient.getBlockNumber());
+    // viem caches the block number for seconds by default: the indexer needs the head now.
+    const head = Number(await publicClient.getBlockNumber({ cacheTime: 0 }));
     const reorgFrom = await this.#checkReorg(head);
     const cursor = await readCursor(db, chainId);
     let lastBlock = cursor?.lastBlock ?? this.#start - 1;
