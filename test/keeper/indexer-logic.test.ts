@@ -192,7 +192,7 @@ describe("indexer logic", function () {
           abi,
         },
       ]),
-    ) as DeploymentRecord["contracts"];
+    ) as unknown as DeploymentRecord["contracts"];
     const record: DeploymentRecord = {
       network: "x",
       chainId: 1,
