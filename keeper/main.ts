@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// The keeper: `node keeper/main.ts`. Configuration from the environment (docs/keeper.md). Without
+// REDIS_URL it starts a private redis-server, for development only: production sets REDIS_URL.
+import { pino } from "pino";
+
+import { redisForRun } from "../scripts/lib/redis.ts";
+import { keeperConfig } from "./config.ts";
+import { startKeeper } from "./service.ts";
+
+const logger = pino({ name: "keeper", level: process.env.INFRAMESH_LOG_LEVEL ?? "info" });
+
+try {
+  const config = keeperConfig(process.env);
+  const redis = config.redisUrl === undefined ? await redisForRun() : undefined;
+  const keeper = await startKeeper({ ...config, redisUrl: config.redisUrl ?? redis?.url }, logger);
+  process.stdout.write(`${JSON.stringify({ msg: "listening", url: keeper.url })}\n`);
+  await new Promise<void>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve());
+  });
+  await keeper.stop();
+  await redis?.stop();
+} catch (error) {
+  logger.error({ err: error }, (error as Error).message);
+  process.exitCode = 1;
+}
