@@ -3,6 +3,7 @@
 // protocol events (stake, delegate, unbond, slash, models) and post settlements as the deploy's
 // one-member oracle committee (the deployer).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -21,7 +22,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
-import { PROJECT_ROOT, rpc, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
+import { PROJECT_ROOT, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
 import { inframeshDomain, signSettlement, type Settlement } from "../../sdk/eip712.ts";
 import { registerModel } from "../../sdk/models.ts";
@@ -197,10 +198,44 @@ export async function postSettlement(deployed: DeployedChain): Promise<{ epoch: 
   return { epoch, finalisableAt: posted!.args.finalisableAt };
 }
 
+/**
+ * One JSON-RPC call on a connection of its own. hardhat node closes idle keep-alive sockets, and
+ * fetch's pooled connection then fails with "other side closed" before the request was read; a
+ * fresh connection per call (agent: false) does not meet that.
+ */
+export function chainRpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method, params });
+    const req = request(
+      url,
+      {
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        res.on("end", () => {
+          try {
+            const answer = JSON.parse(text) as { result?: unknown; error?: { message: string } };
+            if (answer.error !== undefined) reject(new Error(`${method}: ${answer.error.message}`));
+            else resolve(answer.result);
+          } catch (error) {
+            reject(error);
+          }
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 /** Moves the chain's clock forward and mines a block. */
 export async function timeTravel(deployed: DeployedChain, seconds: number): Promise<void> {
-  await rpc(deployed.chain.rpcUrl, "evm_increaseTime", [seconds]);
-  await rpc(deployed.chain.rpcUrl, "evm_mine");
+  await chainRpc(deployed.chain.rpcUrl, "evm_increaseTime", [seconds]);
+  await chainRpc(deployed.chain.rpcUrl, "evm_mine");
 }
 
 /** Every log every deployed contract emitted, in chain order (what the indexer must hold). */

@@ -8,12 +8,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { expect } from "chai";
+import pg from "pg";
 
-import { PROJECT_ROOT, rpc, spawnGroup } from "../../scripts/lib/local-chain.ts";
+import { PROJECT_ROOT, spawnGroup } from "../../scripts/lib/local-chain.ts";
 import { openDatabase, type Database } from "../../keeper/indexer/db.ts";
 import { Indexer, readCursor } from "../../keeper/indexer/indexer.ts";
 import { followedContracts } from "../../keeper/indexer/logic.ts";
-import { chainLogs, protocolActivity, startDeployedChain, type DeployedChain } from "./chain-fixture.ts";
+import { chainLogs, chainRpc, protocolActivity, startDeployedChain, type DeployedChain } from "./chain-fixture.ts";
 
 const INDEXER = path.join(PROJECT_ROOT, "keeper", "indexer", "main.ts");
 
@@ -105,8 +106,8 @@ describe("event indexer (hardhat node)", function () {
       for (const r of table)
         expect(r.confirmed, `block ${r.block_number}`).to.equal(Number(r.block_number) <= head - 2);
       expect(table.some((r) => !r.confirmed)).to.equal(true);
-      await rpc(deployed.chain.rpcUrl, "evm_mine");
-      await rpc(deployed.chain.rpcUrl, "evm_mine");
+      await chainRpc(deployed.chain.rpcUrl, "evm_mine");
+      await chainRpc(deployed.chain.rpcUrl, "evm_mine");
       const second = await indexer.syncOnce();
       expect(second.inserted).to.equal(0);
       expect((await rows(db)).every((r) => r.confirmed)).to.equal(true);
@@ -125,16 +126,16 @@ describe("event indexer (hardhat node)", function () {
     try {
       const indexer = indexerOn(db, 64);
       await indexer.syncOnce();
-      const snapshot = await rpc(deployed.chain.rpcUrl, "evm_snapshot");
+      const snapshot = await chainRpc(deployed.chain.rpcUrl, "evm_snapshot");
       await protocolActivity(deployed, 1);
       await indexer.syncOnce();
       const models = async () =>
         (await rows(db)).filter((r) => r.event_name === "ModelRegistered").map((r) => r.args.name);
       expect(await models()).to.deep.equal(["indexed-model-0", "indexed-model-1"]);
 
-      expect(await rpc(deployed.chain.rpcUrl, "evm_revert", [snapshot])).to.equal(true);
+      expect(await chainRpc(deployed.chain.rpcUrl, "evm_revert", [snapshot])).to.equal(true);
       await protocolActivity(deployed, 2);
-      await rpc(deployed.chain.rpcUrl, "evm_mine"); // the new branch is longer than the old one
+      await chainRpc(deployed.chain.rpcUrl, "evm_mine"); // the new branch is longer than the old one
       const result = await indexer.syncOnce();
       expect(result.reorgFrom).to.be.a("number");
 
@@ -149,16 +150,55 @@ describe("event indexer (hardhat node)", function () {
     const db = await openDatabase({ dataDir: path.join(work, "shorter") });
     try {
       const indexer = indexerOn(db, 64);
-      const snapshot = await rpc(deployed.chain.rpcUrl, "evm_snapshot");
+      const snapshot = await chainRpc(deployed.chain.rpcUrl, "evm_snapshot");
       await protocolActivity(deployed, 3);
       const before = await indexer.syncOnce();
-      await rpc(deployed.chain.rpcUrl, "evm_revert", [snapshot]);
+      await chainRpc(deployed.chain.rpcUrl, "evm_revert", [snapshot]);
       const after = await indexer.syncOnce();
       expect(after.reorgFrom).to.be.a("number");
       expect(after.lastBlock).to.be.lessThan(before.lastBlock);
       expect((await rows(db)).map(keyOf)).to.deep.equal((await chainLogs(deployed)).map(keyOf));
     } finally {
       await db.close();
+    }
+  });
+
+  it("runs the same on PostgreSQL (a private database on DATABASE_URL or 127.0.0.1:5432)", async function () {
+    const base = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+    const admin = new pg.Client({ connectionString: base });
+    try {
+      await admin.connect();
+    } catch {
+      // A machine without PostgreSQL (a user's fresh checkout): PGlite above covers the same SQL.
+      this.skip();
+    }
+    const name = `inframesh_indexer_test_${process.pid}_${Date.now()}`;
+    await admin.query(`create database ${name}`);
+    const url = new URL(base);
+    url.pathname = `/${name}`;
+    try {
+      const db = await openDatabase({ databaseUrl: url.toString() });
+      try {
+        expect(db.kind).to.equal("postgres");
+        const snapshot = await chainRpc(deployed.chain.rpcUrl, "evm_snapshot");
+        await protocolActivity(deployed, 8);
+        const indexer = indexerOn(db, 64, 5);
+        await indexer.syncOnce();
+        expect((await rows(db)).map(keyOf)).to.deep.equal((await chainLogs(deployed)).map(keyOf));
+        await chainRpc(deployed.chain.rpcUrl, "evm_revert", [snapshot]);
+        await protocolActivity(deployed, 9);
+        await chainRpc(deployed.chain.rpcUrl, "evm_mine");
+        expect((await indexer.syncOnce()).reorgFrom).to.be.a("number");
+        const table = await rows(db);
+        expect(table.map(keyOf)).to.deep.equal((await chainLogs(deployed)).map(keyOf));
+        const models = table.filter((r) => r.event_name === "ModelRegistered").map((r) => r.args.name);
+        expect(models).to.include("indexed-model-9").and.not.include("indexed-model-8");
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await admin.query(`drop database if exists ${name}`);
+      await admin.end();
     }
   });
 
