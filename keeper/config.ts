@@ -105,9 +105,12 @@ export function indexerConfig(env: NodeJS.ProcessEnv): IndexerConfig {
 
 const keeperEnv = z.object({
   REDIS_URL: optionalUrl("REDIS_URL", ["redis:", "rediss:"]),
-  INFRAMESH_KEEPER_KEY: z
-    .string({ error: "INFRAMESH_KEEPER_KEY is not set: the keeper account's key (0x + 64 hex)" })
-    .regex(/^0x[0-9a-fA-F]{64}$/, "INFRAMESH_KEEPER_KEY must be 0x followed by 64 hex"),
+  INFRAMESH_KEEPER_KEY: z.preprocess(
+    (value) => (value === "" ? undefined : value),
+    z
+      .string({ error: "INFRAMESH_KEEPER_KEY is not set: the keeper account's key (0x + 64 hex)" })
+      .regex(/^0x[0-9a-fA-F]{64}$/, "INFRAMESH_KEEPER_KEY must be 0x followed by 64 hex"),
+  ),
   INFRAMESH_KEEPER_PORT: intFrom("INFRAMESH_KEEPER_PORT", 0, 8700),
   INFRAMESH_KEEPER_HOST: z.string().optional(),
   INFRAMESH_KEEPER_FINALISE_EVERY_MS: intFrom("INFRAMESH_KEEPER_FINALISE_EVERY_MS", 100, 15_000),

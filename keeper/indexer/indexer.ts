@@ -137,7 +137,12 @@ export class Indexer {
         [chainId],
       )
     ).map((row) => ({ blockNumber: Number(row.block_number), blockHash: row.block_hash }));
-    if (stored.length === 0) return null;
+    const highest = stored[stored.length - 1];
+    if (highest === undefined) return null;
+    // A block hash commits to every ancestor: when the highest stored block is still there,
+    // every lower one is too, and one call settles it.
+    const highestNow = highest.blockNumber > head ? undefined : await this.#blockHash(highest.blockNumber);
+    if (highestNow?.toLowerCase() === highest.blockHash.toLowerCase()) return null;
     const chainHashes = new Map<number, string | undefined>();
     for (const { blockNumber } of stored) {
       chainHashes.set(blockNumber, blockNumber > head ? undefined : await this.#blockHash(blockNumber));

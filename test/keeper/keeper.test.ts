@@ -7,11 +7,13 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import path from "node:path";
 
+import { Queue } from "bullmq";
 import { expect } from "chai";
 import { toFunctionSelector, type Address } from "viem";
 
 import { epochSettlementAbi as keeperSettlementAbi } from "../../keeper/jobs.ts";
 import { openDatabase } from "../../keeper/indexer/db.ts";
+import { QUEUE_NAME } from "../../keeper/service.ts";
 import { PROJECT_ROOT, spawnGroup, type ProcessGroup } from "../../scripts/lib/local-chain.ts";
 import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
 import {
@@ -222,6 +224,13 @@ describe("keeper (hardhat node, redis-server)", function () {
     await waitFinalised(epoch);
     await sleep(1_000);
     expect(await finaliseTransactions(epoch)).to.equal(1);
+    const queue = new Queue(QUEUE_NAME, { connection: { url: redis.url } });
+    try {
+      const schedulers = (await queue.getJobSchedulers()).map((s) => s.key).sort();
+      expect(schedulers).to.deep.equal(["finalise-scan", "unbonding-scan"]);
+    } finally {
+      await queue.close();
+    }
   });
 
   it("retries through an RPC outage and sends one finalise transaction", async function () {
@@ -304,7 +313,7 @@ describe("keeper (hardhat node, redis-server)", function () {
     });
     expect((await child.exited).code).to.equal(1);
     const output = child.output();
-    expect(output).to.include("INFRAMESH_KEEPER_KEY must be 0x followed by 64 hex");
+    expect(output).to.include("INFRAMESH_KEEPER_KEY is not set: the keeper account's key (0x + 64 hex)");
     expect(output).to.include("REDIS_URL must be a redis: or rediss: URL");
     expect(output).to.include('INFRAMESH_KEEPER_ATTEMPTS must be a whole number ≥ 1, got \\"0\\"');
   });
