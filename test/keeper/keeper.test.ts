@@ -240,6 +240,9 @@ describe("keeper (hardhat node, redis-server)", function () {
     expect((await trigger(JSON.stringify({ epoch: String(epoch) }))).status).to.equal(202);
     await sleep(6_000);
     expect(await status(epoch)).to.equal(1);
+    const health = await fetch(`${keeperUrl}/healthz`);
+    expect(health.status, "unhealthy while the RPC is down").to.equal(503);
+    expect(await health.json()).to.deep.include({ ok: false, redis: "ok", chainHead: null });
     await proxy.start();
     await waitFinalised(epoch);
     await sleep(1_000);
