@@ -119,8 +119,26 @@ function createMetrics(
   };
 }
 
-/** Starts the keeper; resolves once it serves HTTP. */
+/** How long the keeper waits for Redis at start before it says it cannot reach it. */
+const REDIS_START_TIMEOUT_MS = 5_000;
+
+/** Starts the keeper; resolves once it serves HTTP. A failed start closes what it opened. */
 export async function startKeeper(config: KeeperConfig, logger: Logger): Promise<RunningKeeper> {
+  const cleanups: Array<() => unknown> = [];
+  try {
+    return await startKeeperWith(config, logger, cleanups);
+  } catch (error) {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {});
+    throw error;
+  }
+}
+
+async function startKeeperWith(
+  config: KeeperConfig,
+  logger: Logger,
+  cleanups: Array<() => unknown>,
+): Promise<RunningKeeper> {
+  if (config.redisUrl === undefined) throw new KeeperJobError("REDIS_URL is not set");
   const network: NetworkConnection = await connect(config.deploymentsDir, config.network, config.rpcUrl);
   const { record, publicClient } = network;
   const chainId = record.chainId;
@@ -132,12 +150,33 @@ export async function startKeeper(config: KeeperConfig, logger: Logger): Promise
     chain: network.chain,
     transport: http(network.rpcUrl, { retryCount: 0 }),
   });
-  const db: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-  if (config.redisUrl === undefined) throw new KeeperJobError("REDIS_URL is not set");
-
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  connection.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
+  cleanups.push(() => connection.disconnect());
+  let redisError: unknown;
+  connection.on("error", (error) => {
+    redisError = error;
+    logger.warn({ err: error }, "redis connection error");
+  });
+  // Commands wait for Redis forever (BullMQ needs that later); at start, a missing Redis is an error.
+  const reached = await Promise.race([
+    connection.ping().then(
+      () => true,
+      () => false,
+    ),
+    new Promise<false>((resolve) => setTimeout(() => resolve(false), REDIS_START_TIMEOUT_MS).unref()),
+  ]);
+  if (!reached) {
+    throw new KeeperJobError(
+      `cannot reach Redis at ${config.redisUrl} within ${REDIS_START_TIMEOUT_MS} ms` +
+        `${redisError instanceof Error ? ` (${redisError.message})` : ""}: start it or fix REDIS_URL`,
+      { cause: redisError },
+    );
+  }
+  const db: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  cleanups.push(() => db.close());
+
   const queue = new Queue<JobData>(QUEUE_NAME, { connection });
+  cleanups.push(() => queue.close());
   queue.on("error", (error) => logger.warn({ err: error }, "queue error"));
   const metrics = createMetrics(queue, () => readCursor(db, chainId));
   let lastFinalised = -1n;
@@ -365,6 +404,7 @@ export async function startKeeper(config: KeeperConfig, logger: Logger): Promise
     if (!job.name.endsWith("-scan")) logger.info({ job: job.name, id: job.id, result }, "job done");
   });
   worker.on("error", (error) => logger.warn({ err: error }, "worker error"));
+  cleanups.push(() => worker.close());
 
   const indexer = new Indexer({
     db,
@@ -377,6 +417,10 @@ export async function startKeeper(config: KeeperConfig, logger: Logger): Promise
   });
   const stopIndexer = new AbortController();
   const indexing = indexer.run({ pollMs: config.pollMs, signal: stopIndexer.signal });
+  cleanups.push(async () => {
+    stopIndexer.abort();
+    await indexing;
+  });
   await ensureSchedulers();
 
   const app = express();

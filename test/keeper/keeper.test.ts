@@ -14,7 +14,7 @@ import { toFunctionSelector, type Address } from "viem";
 import { epochSettlementAbi as keeperSettlementAbi } from "../../keeper/jobs.ts";
 import { openDatabase } from "../../keeper/indexer/db.ts";
 import { QUEUE_NAME } from "../../keeper/service.ts";
-import { PROJECT_ROOT, spawnGroup, type ProcessGroup } from "../../scripts/lib/local-chain.ts";
+import { PROJECT_ROOT, freePort, spawnGroup, type ProcessGroup } from "../../scripts/lib/local-chain.ts";
 import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
 import {
   DEV_KEYS,
@@ -308,6 +308,19 @@ describe("keeper (hardhat node, redis-server)", function () {
       hooks.filter((h) => h.status === 204),
       "the unbonding notice is not repeated",
     ).to.have.length(1);
+  });
+
+  it("says so when Redis cannot be reached at start, and exits", async function () {
+    const port = await freePort();
+    const child = spawnGroup(process.execPath, [KEEPER], {
+      env: keeperEnv({
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        INFRAMESH_DATA_DIR: path.join(deployed.dir, "no-redis"),
+      }),
+    });
+    expect((await child.exited).code).to.equal(1);
+    expect(child.output()).to.include(`cannot reach Redis at redis://127.0.0.1:${port} within 5000 ms`);
+    expect(child.output()).to.include("start it or fix REDIS_URL");
   });
 
   it("names a missing keeper key and bad settings", async function () {
