@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 
-import type { Abi, AbiEvent } from "viem";
+import type { Abi, AbiEvent, AbiParameter } from "viem";
 
 import { indexerConfig } from "../../keeper/config.ts";
 import { openDatabase, type Database, type SqlParam } from "../../keeper/indexer/db.ts";
@@ -88,6 +88,35 @@ export function checkEventName(contract: ContractKey, abi: Abi, event: string | 
   }
 }
 
+function orderValue(param: AbiParameter, value: JsonArg): JsonArg {
+  const components = "components" in param ? param.components : undefined;
+  if (components === undefined || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    // An array of structs (`S[]`): each element ordered as the struct.
+    const element = { ...param, type: param.type.replace(/\[[0-9]*\]$/, "") } as AbiParameter;
+    return param.type.endsWith("]") ? value.map((v) => orderValue(element, v)) : value;
+  }
+  return orderFields(components, value);
+}
+
+function orderFields(params: readonly AbiParameter[], args: { [key: string]: JsonArg }): { [key: string]: JsonArg } {
+  const ordered: { [key: string]: JsonArg } = {};
+  for (const param of params) {
+    if (param.name !== undefined && param.name in args) ordered[param.name] = orderValue(param, args[param.name]!);
+  }
+  for (const [key, value] of Object.entries(args)) if (!(key in ordered)) ordered[key] = value;
+  return ordered;
+}
+
+/**
+ * The arguments in the event's declaration order (structs too). JSONB keeps object keys in its
+ * own order, so rows read from the database are put back in the order the chain source gives.
+ */
+export function orderArgs(abi: Abi, eventName: string | null, args: Record<string, JsonArg>): Record<string, JsonArg> {
+  const event = abi.find((item): item is AbiEvent => item.type === "event" && item.name === eventName);
+  return event === undefined ? args : orderFields(event.inputs, args);
+}
+
 function argText(value: JsonArg): string {
   if (value === null) return "null";
   if (typeof value === "string") return value;
@@ -161,11 +190,12 @@ async function fromDatabase(db: Database, record: DeploymentRecord, query: Event
     block_hash: string;
     confirmed: boolean;
   }>(`${sql} order by block_number, log_index`, params);
+  const abi = record.contracts[query.contract].abi;
   return rows.map((r) => ({
     blockNumber: Number(r.block_number),
     logIndex: Number(r.log_index),
     event: r.event_name,
-    args: r.args,
+    args: orderArgs(abi, r.event_name, r.args),
     txHash: r.tx_hash,
     blockHash: r.block_hash,
     confirmed: r.confirmed,

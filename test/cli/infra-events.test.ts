@@ -52,7 +52,8 @@ describe("infra events (CLI)", function () {
     env = { ...deployed.env, INFRAMESH_DATA_DIR: path.join(deployed.dir, "no-indexer-here") };
     await protocolActivity(deployed, 0);
     const indexer = spawnGroup(process.execPath, [INDEXER, "--once"], {
-      env: { ...deployed.env, INFRAMESH_DATA_DIR: dataDir, INFRAMESH_CONFIRMATIONS: "0" },
+      // Two confirmations: the last two blocks (the slash, the model registration) stay unconfirmed.
+      env: { ...deployed.env, INFRAMESH_DATA_DIR: dataDir, INFRAMESH_CONFIRMATIONS: "2" },
     });
     expect((await indexer.exited).code, indexer.output()).to.equal(0);
   });
@@ -90,6 +91,10 @@ describe("infra events (CLI)", function () {
     expect(viaFlag.code, viaFlag.stderr).to.equal(0);
     const fromDb = JSON.parse(viaFlag.stdout) as EventsJson;
     expect(fromDb.source).to.equal("indexer (pglite)");
+    // Same content and same key order (JSONB reorders keys; the CLI restores the ABI's order).
+    expect(JSON.stringify(fromDb.events.map((e) => e.args))).to.equal(
+      JSON.stringify(fromChain.events.map((e) => e.args)),
+    );
     const strip = (json: EventsJson) =>
       json.events.map(({ blockNumber, logIndex, event, args }) => ({ blockNumber, logIndex, event, args }));
     expect(strip(fromDb)).to.deep.equal(strip(fromChain));
@@ -101,6 +106,25 @@ describe("infra events (CLI)", function () {
       INFRAMESH_DATA_DIR: dataDir,
     });
     expect((JSON.parse(forced.stdout) as EventsJson).source).to.equal("chain");
+  });
+
+  it("marks the events the indexer has not confirmed yet", async function () {
+    const text = await infra(["events", "--contract", "modelRegistry", "--db", dataDir]);
+    expect(text.code, text.stderr).to.equal(0);
+    expect(text.stdout, text.stdout).to.match(
+      /ModelRegistered \* +modelId=1 publisher=0x90F79bf6EB2c4f870365E785982E1f101E93b906 name=indexed-model-0/,
+    );
+    expect(text.stdout).to.match(/\* not confirmed yet\n$/);
+    const json = JSON.parse(
+      (await infra(["--json", "events", "--contract", "modelRegistry", "--db", dataDir])).stdout,
+    ) as {
+      events: Array<{ confirmed: boolean | null }>;
+    };
+    expect(json.events.map((e) => e.confirmed)).to.deep.equal([false]);
+    const staked = JSON.parse(
+      (await infra(["--json", "events", "--contract", "nodeStaking", "--event", "Staked", "--db", dataDir])).stdout,
+    ) as { events: Array<{ confirmed: boolean | null }> };
+    expect(staked.events.map((e) => e.confirmed)).to.deep.equal([true, true]);
   });
 
   it("keeps to --from-block and --to-block in both sources", async function () {
