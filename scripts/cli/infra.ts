@@ -14,14 +14,22 @@
 //   npx infra model mature <model> <manifestHash>        point a model at a published version
 //   npx infra model show <model>                         a model and its serving version
 //   npx infra blob serve <dir> [--port 8600]             a blob-store peer on 127.0.0.1 until Ctrl-C
+//   npx infra events --contract <key> [--event Name]     a contract's events, from the indexer's database or
+//                    [--from-block N] [--to-block N]     the chain (see scripts/cli/events.ts)
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
 // --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
 // `npx` puts node_modules/.bin (the pinned Node 22) first on PATH, which the shebang finds.
+import path from "node:path";
+
 import { Command, CommanderError, Option } from "commander";
 
+import { readDeployment } from "../../keeper/chain.ts";
+import { PROJECT_ROOT } from "../lib/local-chain.ts";
 import { startBlobServer } from "../../sdk/blob/server.ts";
 import { openNetwork } from "./context.ts";
+
+import { eventsAction, formatEvents, parseBlock, parseContractKey } from "./events.ts";
 import {
   CliError,
   formatModel,
@@ -183,6 +191,49 @@ function buildProgram(): Command {
       const created = await createKeystore(file);
       print(options, created, `created ${file} for ${created.address}`);
     });
+  program
+    .command("events")
+    .description(
+      "a protocol contract's events: from the indexer's database when one is configured (--db, DATABASE_URL, " +
+        "INFRAMESH_DATA_DIR or the default data directory), else from the chain",
+    )
+    .requiredOption("--contract <key>", "contract key in deployments/<network>.json (nodeStaking, …)", parseContractKey)
+    .option("--event <name>", "only this event")
+    .option("--from-block <n>", "first block (default: the contract's deploy block)", parseBlock("--from-block"))
+    .option("--to-block <n>", "last block (default: the head)", parseBlock("--to-block"))
+    .option("--db <url-or-dir>", "the indexer's database: a postgres:// URL or a PGlite data directory")
+    .option("--chain", "read the chain with getLogs even when a database is configured", false)
+    .action(
+      async (
+        opts: {
+          contract: ReturnType<typeof parseContractKey>;
+          event?: string;
+          fromBlock?: number;
+          toBlock?: number;
+          db?: string;
+          chain: boolean;
+        },
+        command: Command,
+      ) => {
+        const options = globals(command);
+        if (!/^[a-zA-Z0-9_-]+$/.test(options.network)) throw new CliError(`invalid network name "${options.network}"`);
+        const record = await readDeployment(
+          process.env.INFRAMESH_DEPLOYMENTS_DIR ?? path.join(PROJECT_ROOT, "deployments"),
+          options.network,
+        ).catch((error: unknown) => {
+          throw new CliError((error as Error).message, { cause: error });
+        });
+        const query = { contract: opts.contract, event: opts.event, fromBlock: opts.fromBlock, toBlock: opts.toBlock };
+        const result = await eventsAction(options.network, record, query, { db: opts.db, chain: opts.chain });
+        const unconfirmed = result.rows.some((r) => r.confirmed === false) ? "\n* not confirmed yet" : "";
+        print(
+          options,
+          { network: options.network, contract: opts.contract, source: result.source, events: result.rows },
+          `${opts.contract} ${record.contracts[opts.contract].address} on ${options.network}, from the ${result.source}\n` +
+            `${formatEvents(result.rows)}${unconfirmed}`,
+        );
+      },
+    );
 
   return program;
 }

@@ -1,0 +1,336 @@
+// The keeper as a process against a real `hardhat node` and a real `redis-server`, with a TCP
+// proxy in front of the RPC endpoint that the test can stop. Settlements are signed and posted
+// by the deploy's one-member oracle committee (the deployer), then the chain's clock is moved
+// past the challenge window. Each scenario must end with exactly one finalise transaction.
+//
+// Slow (child processes): run alone with `npx hardhat test mocha test/keeper/keeper.test.ts`.
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import path from "node:path";
+
+import { Queue } from "bullmq";
+import { expect } from "chai";
+import { toFunctionSelector, type Address } from "viem";
+
+import { epochSettlementAbi as keeperSettlementAbi } from "../../keeper/jobs.ts";
+import { openDatabase } from "../../keeper/indexer/db.ts";
+import { QUEUE_NAME } from "../../keeper/service.ts";
+import { PROJECT_ROOT, freePort, spawnGroup, type ProcessGroup } from "../../scripts/lib/local-chain.ts";
+import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
+import {
+  DEV_KEYS,
+  postSettlement,
+  protocolActivity,
+  startDeployedChain,
+  timeTravel,
+  type DeployedChain,
+} from "./chain-fixture.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
+
+const KEEPER = path.join(PROJECT_ROOT, "keeper", "main.ts");
+const KEEPER_KEY = DEV_KEYS[4];
+const KEEPER_ADDRESS = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65";
+const DAY = 86_400;
+const FINALISE_SELECTOR = toFunctionSelector("finalise(uint64)");
+
+interface Hook {
+  body: Record<string, unknown>;
+  headers: IncomingHttpHeaders;
+  status: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 45_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+describe("keeper (hardhat node, redis-server)", function () {
+  this.timeout(300_000);
+
+  let deployed: DeployedChain;
+  let redis: LocalRedis;
+  let proxy: TcpProxy;
+  let webhook: Server;
+  let webhookUrl: string;
+  const hooks: Hook[] = [];
+  let failNextHook = true;
+  let keeper: ProcessGroup | undefined;
+  let keeperUrl: string;
+  let dataDir: string;
+  let settlementAddress: Address;
+
+  function keeperEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    return {
+      ...deployed.env,
+      INFRAMESH_RPC_URL: proxy.url,
+      REDIS_URL: redis.url,
+      INFRAMESH_KEEPER_KEY: KEEPER_KEY,
+      INFRAMESH_KEEPER_PORT: "0",
+      INFRAMESH_DATA_DIR: dataDir,
+      INFRAMESH_CONFIRMATIONS: "0",
+      INFRAMESH_INDEXER_POLL_MS: "200",
+      INFRAMESH_KEEPER_FINALISE_EVERY_MS: "300",
+      INFRAMESH_KEEPER_UNBONDING_EVERY_MS: "300",
+      INFRAMESH_KEEPER_BACKOFF_MS: "200",
+      INFRAMESH_KEEPER_ATTEMPTS: "12",
+      INFRAMESH_KEEPER_LOCK_MS: "2000",
+      INFRAMESH_UNBONDING_WEBHOOK_URL: webhookUrl,
+      ...extra,
+    };
+  }
+
+  async function startKeeperProcess(extra: NodeJS.ProcessEnv = {}): Promise<ProcessGroup> {
+    const child = spawnGroup(process.execPath, [KEEPER], { env: keeperEnv(extra) });
+    keeperUrl = await until("the keeper to listen", async () => {
+      const match = /"msg":"listening","url":"([^"]+)"/.exec(child.output());
+      if (match === null && child.output().includes('"level":50')) throw new Error(child.output());
+      return match?.[1];
+    });
+    return child;
+  }
+
+  async function stopKeeper(): Promise<void> {
+    await keeper?.stop();
+    keeper = undefined;
+  }
+
+  const status = async (epoch: bigint) =>
+    (
+      await deployed.publicClient.readContract({
+        address: settlementAddress,
+        abi: keeperSettlementAbi,
+        functionName: "settlementOf",
+        args: [epoch],
+      })
+    ).status;
+
+  /** finalise(epoch) transactions the keeper's account sent, found by scanning every block. */
+  async function finaliseTransactions(epoch: bigint): Promise<number> {
+    const head = await deployed.publicClient.getBlockNumber({ cacheTime: 0 });
+    let count = 0;
+    for (let n = 0n; n <= head; n++) {
+      const block = await deployed.publicClient.getBlock({ blockNumber: n, includeTransactions: true });
+      for (const tx of block.transactions) {
+        if (
+          tx.from.toLowerCase() === KEEPER_ADDRESS.toLowerCase() &&
+          tx.to?.toLowerCase() === settlementAddress.toLowerCase() &&
+          tx.input.startsWith(FINALISE_SELECTOR) &&
+          BigInt(`0x${tx.input.slice(10)}`) === epoch
+        ) {
+          count++;
+        }
+      }
+    }
+    return count;
+  }
+
+  async function postAndMature(): Promise<bigint> {
+    const { epoch } = await postSettlement(deployed);
+    await timeTravel(deployed, DAY + 1);
+    return epoch;
+  }
+
+  const waitFinalised = (epoch: bigint) =>
+    until(`epoch ${epoch} final`, async () => ((await status(epoch)) === 3 ? true : undefined));
+
+  const trigger = (body: string) =>
+    fetch(`${keeperUrl}/jobs/finalise`, { method: "POST", headers: { "content-type": "application/json" }, body });
+
+  before(async function () {
+    deployed = await startDeployedChain("local-test-keeper");
+    settlementAddress = deployed.record.contracts.epochSettlement.address;
+    dataDir = path.join(deployed.dir, "keeper-db");
+    redis = await startRedis();
+    proxy = await startTcpProxy({ host: "127.0.0.1", port: deployed.chain.port });
+    webhook = createServer((req, res) => {
+      let text = "";
+      req.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      req.on("end", () => {
+        const answer = failNextHook ? 500 : 204;
+        failNextHook = false;
+        hooks.push({ body: JSON.parse(text) as Record<string, unknown>, headers: req.headers, status: answer });
+        res.statusCode = answer;
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve));
+    const address = webhook.address();
+    webhookUrl = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}/hook`;
+    await protocolActivity(deployed, 0); // the delegator's unbonding lock 0 matures in 7 days
+    keeper = await startKeeperProcess();
+  });
+
+  after(async function () {
+    await stopKeeper();
+    await proxy?.close();
+    await new Promise<void>((resolve) => (webhook ? webhook.close(() => resolve()) : resolve()));
+    await redis?.stop();
+    await deployed?.stop();
+  });
+
+  it("answers /healthz and refuses bad trigger bodies with a 400", async function () {
+    const health = await fetch(`${keeperUrl}/healthz`);
+    expect(health.status).to.equal(200);
+    expect(await health.json()).to.deep.include({ ok: true, chainId: 31337, redis: "ok", database: "pglite" });
+    const bad = await trigger(JSON.stringify({ epoch: "-1" }));
+    expect(bad.status).to.equal(400);
+    expect(((await bad.json()) as { error: string }).error).to.equal(
+      'epoch must be a whole number below 2^64, got "-1": send {"epoch": "<n>"}',
+    );
+    const malformed = await trigger("{not json");
+    expect(malformed.status).to.equal(400);
+    expect(((await malformed.json()) as { error: string }).error).to.match(/^bad request: /);
+  });
+
+  it("finalises a posted settlement once its challenge window has passed, and not before", async function () {
+    const { epoch } = await postSettlement(deployed);
+    await sleep(1_500); // several scans while the window is open
+    expect(await status(epoch)).to.equal(1);
+    expect(await finaliseTransactions(epoch)).to.equal(0);
+    await timeTravel(deployed, DAY + 1);
+    await waitFinalised(epoch);
+    expect(await finaliseTransactions(epoch)).to.equal(1);
+    const metrics = await until("the gauge", async () => {
+      const text = await (await fetch(`${keeperUrl}/metrics`)).text();
+      return text.includes(`inframesh_keeper_last_finalised_epoch ${epoch}`) ? text : undefined;
+    });
+    expect(metrics).to.match(/inframesh_keeper_queue_jobs\{state="waiting"\} \d+/);
+    expect(metrics).to.match(/inframesh_keeper_finalise_transactions_total 1/);
+  });
+
+  it("sends one finalise transaction when the same trigger fires 10 times", async function () {
+    const epoch = await postAndMature();
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => trigger(JSON.stringify({ epoch: String(epoch) }))),
+    );
+    for (const answer of answers) expect(answer.status).to.equal(202);
+    await waitFinalised(epoch);
+    // And ten more once it is final: each runs, reads the chain, sends nothing.
+    for (let i = 0; i < 10; i++) expect((await trigger(JSON.stringify({ epoch: Number(epoch) }))).status).to.equal(202);
+    await sleep(1_500);
+    expect(await finaliseTransactions(epoch)).to.equal(1);
+  });
+
+  it("sends one finalise transaction across a Redis restart (and recreates its schedulers)", async function () {
+    const { epoch } = await postSettlement(deployed);
+    await timeTravel(deployed, DAY + 1);
+    await redis.restart(); // everything queued is gone, the schedulers too
+    await waitFinalised(epoch);
+    await sleep(1_000);
+    expect(await finaliseTransactions(epoch)).to.equal(1);
+    const queue = new Queue(QUEUE_NAME, { connection: { url: redis.url } });
+    try {
+      const schedulers = (await queue.getJobSchedulers()).map((s) => s.key).sort();
+      expect(schedulers).to.deep.equal(["finalise-scan", "unbonding-scan"]);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it("retries through an RPC outage and sends one finalise transaction", async function () {
+    const { epoch } = await postSettlement(deployed);
+    await proxy.stop();
+    await timeTravel(deployed, DAY + 1); // straight to the node: the keeper cannot see it
+    expect((await trigger(JSON.stringify({ epoch: String(epoch) }))).status).to.equal(202);
+    await sleep(6_000);
+    expect(await status(epoch)).to.equal(1);
+    const health = await fetch(`${keeperUrl}/healthz`);
+    expect(health.status, "unhealthy while the RPC is down").to.equal(503);
+    expect(await health.json()).to.deep.include({ ok: false, redis: "ok", chainHead: null });
+    await proxy.start();
+    await waitFinalised(epoch);
+    await sleep(1_000);
+    expect(await finaliseTransactions(epoch)).to.equal(1);
+    const metrics = await (await fetch(`${keeperUrl}/metrics`)).text();
+    const failures = /inframesh_keeper_job_failures_total\{job="finalise"\} (\d+)/.exec(metrics);
+    expect(Number(failures?.[1] ?? 0), "the finalise job failed while the RPC was down").to.be.greaterThan(0);
+  });
+
+  it("notifies a matured unbonding lock once: a log line and the webhook, retried until it answers", async function () {
+    await timeTravel(deployed, 7 * DAY);
+    const delivered = await until("the webhook to accept", async () =>
+      hooks.some((h) => h.status === 204) ? true : undefined,
+    );
+    expect(delivered).to.equal(true);
+    await sleep(1_500); // more scans: nothing new
+    expect(hooks.map((h) => h.status)).to.deep.equal([500, 204]);
+    const [, ok] = hooks;
+    expect(ok!.body).to.deep.include({
+      type: "unbonding.matured",
+      chainId: 31337,
+      node: deployed.wallet(1).account.address,
+      staker: deployed.wallet(2).account.address,
+      lockId: "0",
+      amount: "1000000000000000000000",
+    });
+    expect(ok!.headers["idempotency-key"]).to.equal(hooks[0]!.headers["idempotency-key"]);
+    expect(keeper!.output()).to.match(/unbonding lock 0 of 0x3C44[0-9a-fA-F]+ on 0x7099[0-9a-fA-F]+ has matured/);
+  });
+
+  it("does not send again after being killed between sending and recording", async function () {
+    await stopKeeper();
+    keeper = await startKeeperProcess({ INFRAMESH_KEEPER_TEST_CRASH_AFTER_SEND: "1" });
+    const epoch = await postAndMature();
+    const crashed = await keeper.exited;
+    expect(crashed.signal, keeper.output()).to.equal("SIGKILL");
+    keeper = undefined;
+    expect(await status(epoch)).to.equal(3);
+    expect(await finaliseTransactions(epoch)).to.equal(1);
+
+    const key = `finalise-31337-${epoch}`;
+    const actions = async () => {
+      const db = await openDatabase({ dataDir });
+      try {
+        return await db.query<{ action_key: string; detail: { observed: string } }>(
+          "select action_key, detail from keeper_actions where action_key = $1",
+          [key],
+        );
+      } finally {
+        await db.close();
+      }
+    };
+    expect(await actions(), "the crash came before the record").to.deep.equal([]);
+
+    keeper = await startKeeperProcess();
+    await until("the stalled job to run again", async () =>
+      keeper!.output().includes(`"id":"${key}","result":"already final"`) ? true : undefined,
+    );
+    await stopKeeper();
+    expect((await actions()).map((a) => a.detail.observed)).to.deep.equal(["final on chain"]);
+    expect(await finaliseTransactions(epoch)).to.equal(1);
+    expect(
+      hooks.filter((h) => h.status === 204),
+      "the unbonding notice is not repeated",
+    ).to.have.length(1);
+  });
+
+  it("says so when Redis cannot be reached at start, and exits", async function () {
+    const port = await freePort();
+    const child = spawnGroup(process.execPath, [KEEPER], {
+      env: keeperEnv({
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        INFRAMESH_DATA_DIR: path.join(deployed.dir, "no-redis"),
+      }),
+    });
+    expect((await child.exited).code).to.equal(1);
+    expect(child.output()).to.include(`cannot reach Redis at redis://127.0.0.1:${port} within 5000 ms`);
+    expect(child.output()).to.include("start it or fix REDIS_URL");
+  });
+
+  it("names a missing keeper key and bad settings", async function () {
+    const child = spawnGroup(process.execPath, [KEEPER], {
+      env: keeperEnv({ INFRAMESH_KEEPER_KEY: "", REDIS_URL: "http://x", INFRAMESH_KEEPER_ATTEMPTS: "0" }),
+    });
+    expect((await child.exited).code).to.equal(1);
+    const output = child.output();
+    expect(output).to.include("INFRAMESH_KEEPER_KEY is not set: the keeper account's key (0x + 64 hex)");
+    expect(output).to.include("REDIS_URL must be a redis: or rediss: URL");
+    expect(output).to.include('INFRAMESH_KEEPER_ATTEMPTS must be a whole number ≥ 1, got \\"0\\"');
+  });
+});
