@@ -209,7 +209,7 @@ export class ModelProcess {
       response = await fetch(`${url}/infer`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: input,
+        body: new Uint8Array(input),
         signal: AbortSignal.timeout(timeoutMs),
       });
       return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
