@@ -7,6 +7,7 @@
 //   npx infra model mature <model> <manifestHash>        point a model at a published version
 //   npx infra model show <model>                         a model and its serving version
 //   npx infra blob serve <dir> [--port 8600]             a blob-store peer on 127.0.0.1 until Ctrl-C
+//   npx infra node init | register | start | status      a node operator's agent (see docs/node-agent.md)
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json.
 // The key comes from INFRAMESH_PRIVATE_KEY (see context.ts). Node 22 runs this file as is:
@@ -28,6 +29,7 @@ import {
   toJson,
 } from "./format.ts";
 import { matureAction, publishAction, registerAction, resolveModel } from "./model.ts";
+import { addNodeCommands } from "./node-commands.ts";
 
 interface GlobalOptions {
   network: string;
@@ -167,6 +169,8 @@ function buildProgram(): Command {
       });
       await server.close();
     });
+
+  addNodeCommands(program, (command) => globals(command), print);
 
   return program;
 }
