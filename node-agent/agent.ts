@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import path from "node:path";
 
+import Docker from "dockerode";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -26,11 +27,13 @@ import type { AgentConfig } from "./config.ts";
 import { JobError, serveJob, type ServedModelTerms } from "./jobs.ts";
 import { keystorePassword, openKeystore } from "./keystore.ts";
 import { Outbox, OutboxSender, openOutboxDatabase, type SqlClient } from "./outbox.ts";
-import { ModelProcess } from "./process-runtime.ts";
+import { DockerModel } from "./docker-runtime.ts";
+import { ModelProcess, type ModelRuntime } from "./process-runtime.ts";
 
 const PROJECT_ROOT = path.resolve(import.meta.dirname, "..");
 /** Memory limit of a model loaded from chain, whose model.yaml the manifest does not carry. */
 const DEFAULT_MODEL_MEMORY = 512 * 2 ** 20;
+const DEFAULT_MODEL_CPUS = 1;
 /** Largest job body: the 8 MiB base64 input the receipt schema allows, plus the work unit. */
 const MAX_JOB_BODY = "12mb";
 
@@ -44,7 +47,7 @@ export class AgentStartError extends Error {
 export interface ServedModel extends ServedModelTerms {
   weightsPath: string;
   source: "bundle" | "chain";
-  process: ModelProcess;
+  process: ModelRuntime;
 }
 
 export interface AgentOptions {
@@ -56,6 +59,8 @@ export interface AgentOptions {
   modelEnv?: NodeJS.ProcessEnv;
   /** Outbox sender poll interval. */
   outboxPollMs?: number;
+  /** The Docker engine for `runtime: docker` (default: DOCKER_HOST, else /var/run/docker.sock). */
+  docker?: Docker;
 }
 
 export interface Agent {
@@ -66,6 +71,16 @@ export interface Agent {
   readonly sender: OutboxSender;
   readonly domain: TypedDataDomain;
   stop(): Promise<void>;
+}
+
+/** The Docker engine of DOCKER_HOST (unix://…), else the default socket. */
+export function dockerFromEnv(env: NodeJS.ProcessEnv): Docker {
+  const host = env.DOCKER_HOST;
+  if (host !== undefined && host !== "") {
+    if (!host.startsWith("unix://")) throw new AgentStartError(`DOCKER_HOST must be unix://<socket>, got ${host}`);
+    return new Docker({ socketPath: host.slice("unix://".length) });
+  }
+  return new Docker({ socketPath: "/var/run/docker.sock" });
 }
 
 /** Reads the deployment record a config names. */
@@ -146,7 +161,7 @@ async function prepareModel(
   contracts: ModelContracts,
   config: AgentConfig,
   log: Logger,
-): Promise<Omit<ServedModel, "process"> & { memoryBytes: number }> {
+): Promise<Omit<ServedModel, "process"> & { memoryBytes: number; cpus: number; gpus: number }> {
   const modelId = await resolveModelId(contracts, entry.model);
   const status = await readModel(contracts, modelId).catch((error: unknown) => {
     throw new AgentStartError(`model ${String(entry.model)} cannot be read from the registry`, { cause: error });
@@ -176,6 +191,8 @@ async function prepareModel(
       weightsPath: path.join(entry.bundle, descriptor.entrypoint),
       source: "bundle",
       memoryBytes: descriptor.resources.memory,
+      cpus: descriptor.resources.cpu,
+      gpus: descriptor.resources.gpu,
     };
   }
   if (config.blob_peers.length === 0) {
@@ -193,7 +210,14 @@ async function prepareModel(
     throw new AgentStartError(`model ${status.name}: kind "${loaded.manifest.model_kind}" is not supported (onnx)`);
   }
   log.info({ model: status.name, manifest: loaded.manifestHash, fetched: loaded.fetched }, "model installed");
-  return { ...terms, weightsPath: loaded.weightsPath, source: "chain", memoryBytes: DEFAULT_MODEL_MEMORY };
+  return {
+    ...terms,
+    weightsPath: loaded.weightsPath,
+    source: "chain",
+    memoryBytes: DEFAULT_MODEL_MEMORY,
+    cpus: DEFAULT_MODEL_CPUS,
+    gpus: 0,
+  };
 }
 
 /** Starts the agent; resolves once every model is loaded and the HTTP server listens. */
@@ -325,20 +349,36 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     await db.close();
   };
 
+  let docker: Docker | undefined;
   try {
     sender.start(); // receipts left by a previous run go out while the models load
     for (const entry of config.models) {
       const prepared = await prepareModel(entry, contracts, config, log);
-      const runner = new ModelProcess(
-        {
-          name: prepared.name,
-          modelPath: prepared.weightsPath,
-          memoryBytes: prepared.memoryBytes,
-          ...(options.modelServer === undefined ? {} : { server: options.modelServer }),
-          ...(options.modelEnv === undefined ? {} : { env: options.modelEnv }),
-        },
-        log,
-      );
+      const server = options.modelServer === undefined ? {} : { server: options.modelServer };
+      const runner: ModelRuntime =
+        config.runtime === "docker"
+          ? new DockerModel(
+              {
+                name: prepared.name,
+                weightsPath: prepared.weightsPath,
+                memoryBytes: prepared.memoryBytes,
+                cpus: prepared.cpus,
+                gpus: prepared.gpus,
+                ...server,
+              },
+              (docker ??= options.docker ?? dockerFromEnv(env)),
+              log,
+            )
+          : new ModelProcess(
+              {
+                name: prepared.name,
+                modelPath: prepared.weightsPath,
+                memoryBytes: prepared.memoryBytes,
+                ...server,
+                ...(options.modelEnv === undefined ? {} : { env: options.modelEnv }),
+              },
+              log,
+            );
       models.set(prepared.modelId, { ...prepared, process: runner });
       await runner.start();
     }
