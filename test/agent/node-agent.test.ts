@@ -30,6 +30,7 @@ import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from "../..
 import { createKeystore } from "../../node-agent/keystore.ts";
 import { publishAction } from "../../scripts/cli/model.ts";
 import { PROJECT_ROOT, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
+import { hasDockerd, startDockerEngine, type DockerEngine } from "../../scripts/lib/docker.ts";
 import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
 import {
@@ -366,6 +367,20 @@ describe("node agent", function () {
         /has 3 values, expected 16/,
       ],
     ];
+    it("a body over the size limit (413, JSON error)", async function () {
+      const before = await agent.outbox.counts();
+      const { status, json } = await post(agent.url, `{"pad":"${"x".repeat(13 * 2 ** 20)}"}`);
+      expect(status).to.equal(413);
+      expect(json.error).to.equal("entity.too.large");
+      expect(await agent.outbox.counts()).to.deep.equal(before);
+    });
+
+    it("an unknown route (404, JSON error)", async function () {
+      const response = await fetch(`${agent.url}/v1/other`);
+      expect(response.status).to.equal(404);
+      expect(await response.json()).to.deep.include({ error: "not_found" });
+    });
+
     for (const [what, makeBody, status, code, reason] of cases) {
       it(what, async function () {
         const before = await agent.outbox.counts();
@@ -444,6 +459,36 @@ describe("node agent", function () {
       expect(broken.models.get(modelId)!.process.restarts).to.be.greaterThan(0);
       const { body } = await job(encodeInferInput(Array(16).fill(0)));
       expect((await post(broken.url, body)).status).to.equal(200);
+    });
+  });
+
+  describe("runtime: docker", function () {
+    let engine: DockerEngine;
+    let docked: Agent;
+    before(async function () {
+      if (!hasDockerd() && process.env.DOCKER_HOST === undefined) {
+        console.log("    skipped: no dockerd or not root (apt-get install -y docker.io, or set DOCKER_HOST)");
+        this.skip();
+      }
+      engine = await startDockerEngine();
+      docked = await startAgent(config({ data_dir: path.join(work, "agent-docker"), runtime: "docker" }), {
+        env: { INFRAMESH_KEYSTORE_PASSWORD: PASSWORD },
+        logger: silent,
+        docker: engine.docker,
+      });
+    });
+    after(async function () {
+      await docked?.stop();
+      await engine?.stop();
+    });
+
+    it("serves simplenet from a container, with the output hash of the process runtime", async function () {
+      expect((await fetch(`${docked.url}/healthz`)).status).to.equal(200);
+      const input = encodeInferInput(Array.from({ length: 16 }, (_, i) => (i % 5) - 2.5));
+      const inContainer = await post(docked.url, (await job(input)).body);
+      const inProcess = await post(agent.url, (await job(input)).body);
+      expect(inContainer.status, JSON.stringify(inContainer.json)).to.equal(200);
+      expect(inContainer.json.output_hash).to.equal(inProcess.json.output_hash);
     });
   });
 
