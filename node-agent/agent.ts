@@ -306,7 +306,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
         },
         body,
       );
-      sender.wake();
+      sender.wakeSoon();
       metrics.jobs.inc({ model: modelLabel, outcome: "served" });
       metrics.latency.observe({ model: modelLabel }, (performance.now() - started) / 1000);
       res.status(200).json(answer);
