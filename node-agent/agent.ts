@@ -34,6 +34,7 @@ const PROJECT_ROOT = path.resolve(import.meta.dirname, "..");
 /** Memory limit of a model loaded from chain, whose model.yaml the manifest does not carry. */
 const DEFAULT_MODEL_MEMORY = 512 * 2 ** 20;
 const DEFAULT_MODEL_CPUS = 1;
+const DEFAULT_REFRESH_MS = 30_000;
 /** Largest job body: the 8 MiB base64 input the receipt schema allows, plus the work unit. */
 const MAX_JOB_BODY = "12mb";
 
@@ -59,6 +60,8 @@ export interface AgentOptions {
   modelEnv?: NodeJS.ProcessEnv;
   /** Outbox sender poll interval. */
   outboxPollMs?: number;
+  /** How often serving versions and prices are re-read from chain (default 30 s). */
+  refreshMs?: number;
   /** The Docker engine for `runtime: docker` (default: DOCKER_HOST, else /var/run/docker.sock). */
   docker?: Docker;
 }
@@ -70,6 +73,8 @@ export interface Agent {
   readonly outbox: Outbox;
   readonly sender: OutboxSender;
   readonly domain: TypedDataDomain;
+  /** Re-reads every model's serving version and price from chain now (also done periodically). */
+  refresh(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -339,7 +344,79 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
   const address = server.address();
   const url = typeof address === "object" && address !== null ? `http://${config.listen.host}:${address.port}` : "";
 
+  let docker: Docker | undefined;
+  const runtimeFor = (prepared: Awaited<ReturnType<typeof prepareModel>>): ModelRuntime => {
+    const server = options.modelServer === undefined ? {} : { server: options.modelServer };
+    return config.runtime === "docker"
+      ? new DockerModel(
+          {
+            name: prepared.name,
+            weightsPath: prepared.weightsPath,
+            memoryBytes: prepared.memoryBytes,
+            cpus: prepared.cpus,
+            gpus: prepared.gpus,
+            ...server,
+          },
+          (docker ??= options.docker ?? dockerFromEnv(env)),
+          log,
+        )
+      : new ModelProcess(
+          {
+            name: prepared.name,
+            modelPath: prepared.weightsPath,
+            memoryBytes: prepared.memoryBytes,
+            ...server,
+            ...(options.modelEnv === undefined ? {} : { env: options.modelEnv }),
+          },
+          log,
+        );
+  };
+
+  // The registry can change a model's price or serving version at any time. A new price applies at
+  // once; a new serving version of a model loaded from chain is loaded and started beside the old
+  // one, swapped in, and the old one stopped after the job deadline (jobs in flight finish on it).
+  let refreshing: Promise<void> | null = null;
+  const refreshOnce = async () => {
+    for (const entry of config.models) {
+      const modelId = await resolveModelId(contracts, entry.model);
+      const served = models.get(modelId);
+      const status = await readModel(contracts, modelId);
+      if (served === undefined || status.serving === undefined) continue;
+      const { version, record } = status.serving;
+      if (version === served.version) {
+        if (record.price !== served.price) {
+          models.set(modelId, { ...served, price: record.price });
+          log.info({ model: served.name, price: record.price.toString() }, "price changed");
+        }
+        continue;
+      }
+      if (served.source === "bundle") {
+        log.warn({ model: served.name, version: version.toString() }, "new serving version; a bundle cannot follow it");
+        continue;
+      }
+      const prepared = await prepareModel(entry, contracts, config, log);
+      const runner = runtimeFor(prepared);
+      await runner.start();
+      models.set(modelId, { ...prepared, process: runner });
+      log.info({ model: served.name, version: version.toString() }, "now serving the new version");
+      await new Promise((r) => setTimeout(r, Math.min(config.job_timeout_ms, 5_000)));
+      await served.process.stop();
+    }
+  };
+  const refresh = (): Promise<void> => {
+    refreshing ??= refreshOnce()
+      .catch((error: unknown) => log.error({ err: error }, "refreshing the serving versions failed"))
+      .finally(() => {
+        refreshing = null;
+      });
+    return refreshing;
+  };
+  const refreshTimer = setInterval(() => void refresh(), options.refreshMs ?? DEFAULT_REFRESH_MS);
+  refreshTimer.unref();
+
   const stop = async () => {
+    clearInterval(refreshTimer);
+    await refreshing;
     await sender.stop();
     await Promise.all([...models.values()].map((m) => m.process.stop()));
     await new Promise<void>((resolve) => {
@@ -349,36 +426,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     await db.close();
   };
 
-  let docker: Docker | undefined;
   try {
     sender.start(); // receipts left by a previous run go out while the models load
     for (const entry of config.models) {
       const prepared = await prepareModel(entry, contracts, config, log);
-      const server = options.modelServer === undefined ? {} : { server: options.modelServer };
-      const runner: ModelRuntime =
-        config.runtime === "docker"
-          ? new DockerModel(
-              {
-                name: prepared.name,
-                weightsPath: prepared.weightsPath,
-                memoryBytes: prepared.memoryBytes,
-                cpus: prepared.cpus,
-                gpus: prepared.gpus,
-                ...server,
-              },
-              (docker ??= options.docker ?? dockerFromEnv(env)),
-              log,
-            )
-          : new ModelProcess(
-              {
-                name: prepared.name,
-                modelPath: prepared.weightsPath,
-                memoryBytes: prepared.memoryBytes,
-                ...server,
-                ...(options.modelEnv === undefined ? {} : { env: options.modelEnv }),
-              },
-              log,
-            );
+      const runner = runtimeFor(prepared);
       models.set(prepared.modelId, { ...prepared, process: runner });
       await runner.start();
     }
@@ -388,5 +440,5 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     throw error;
   }
   log.info({ url, models: [...models.values()].map((m) => m.name) }, "node agent ready");
-  return { url, nodeId: account.address, models, outbox, sender, domain, stop };
+  return { url, nodeId: account.address, models, outbox, sender, domain, refresh, stop };
 }

@@ -5,7 +5,7 @@
 // Slow (child processes): run alone with `npx hardhat test mocha test/agent/node-agent.test.ts`.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,8 +19,12 @@ import {
   http,
   sha256,
   type Hex,
+  type Account,
+  type Chain,
   type PublicClient,
+  type Transport,
   type TypedDataDomain,
+  type WalletClient,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
@@ -40,7 +44,7 @@ import {
   signWorkUnit,
   type WorkUnit,
 } from "../../sdk/eip712.ts";
-import { registerModel } from "../../sdk/models.ts";
+import { registerModel, type ModelContracts } from "../../sdk/models.ts";
 import { proofOfServingOf, receiptJsonSchema, workUnitJson, type Receipt } from "../../sdk/receipt.ts";
 
 const DEPLOYMENT_ID = "local-test-node-agent";
@@ -123,6 +127,8 @@ describe("node agent", function () {
   let oracleB: StandInOracle;
   let agent: Agent;
   let keystore: string;
+  let publisher: WalletClient<Transport, Chain, Account>;
+  let contracts: ModelContracts;
   const client = privateKeyToAccount(CLIENT_KEY);
   const silent = pino({ level: "silent" });
 
@@ -195,12 +201,12 @@ describe("node agent", function () {
       rpcUrls: { default: { http: [chain.rpcUrl] } },
     });
     const publicClient = createPublicClient({ chain: viemChain, transport: http(chain.rpcUrl) }) as PublicClient;
-    const publisher = createWalletClient({
+    publisher = createWalletClient({
       account: privateKeyToAccount(PUBLISHER_KEY),
       chain: viemChain,
       transport: http(chain.rpcUrl),
     });
-    const contracts = { publicClient, modelRegistry: record.contracts.modelRegistry.address };
+    contracts = { publicClient, modelRegistry: record.contracts.modelRegistry.address };
     peer = await startBlobServer({ dir: path.join(work, "peer") });
     modelId = (await registerModel(contracts, publisher, "simplenet")).modelId;
     await publishAction(contracts, publisher, SIMPLENET_DIR, {
@@ -553,5 +559,42 @@ describe("node agent", function () {
       second.child.kill("SIGTERM");
       await second.exited;
     }
+  });
+
+  describe("a new serving version on chain", function () {
+    it("applies the new price and swaps in the new version loaded through the manifest loader", async function () {
+      const release = path.join(work, "simplenet-1.0.1");
+      await mkdir(release, { recursive: true });
+      const yaml = await readFile(path.join(SIMPLENET_DIR, "model.yaml"), "utf8");
+      await writeFile(path.join(release, "model.yaml"), yaml.replace('version: "1.0.0"', 'version: "1.0.1"'));
+      await copyFile(path.join(SIMPLENET_DIR, "simplenet.onnx"), path.join(release, "simplenet.onnx"));
+      await publishAction(contracts, publisher, release, {
+        peers: [peer.url],
+        copies: 1,
+        price: PRICE * 2n,
+        mature: true,
+        out: path.join(work, "release-1.0.1"),
+      });
+
+      const old = agent.models.get(modelId)!;
+      await agent.refresh();
+      const now = agent.models.get(modelId)!;
+      expect(now.version).to.equal(1n);
+      expect(now.price).to.equal(PRICE * 2n);
+      expect(now.process).to.not.equal(old.process);
+      expect(await old.process.healthy()).to.equal(false);
+
+      const input = encodeInferInput(Array(16).fill(3));
+      const fresh = await post(
+        agent.url,
+        (await job(input, { overrides: { modelVersion: 1n, maxFee: PRICE * 2n } })).body,
+      );
+      expect(fresh.status, JSON.stringify(fresh.json)).to.equal(200);
+      const stale = await post(agent.url, (await job(input)).body);
+      expect(stale.status).to.equal(409);
+      expect(stale.json.error).to.equal("wrong_version");
+      const cheap = await post(agent.url, (await job(input, { overrides: { modelVersion: 1n } })).body);
+      expect(cheap.status).to.equal(402);
+    });
   });
 });
