@@ -24,6 +24,7 @@ import { loadModel } from "../sdk/manifest/loader.ts";
 import { descriptorHash, parseModelYaml } from "../sdk/manifest/model-yaml.ts";
 import { findModelId, readModel, servingPointerReader, type ModelContracts } from "../sdk/models.ts";
 import type { AgentConfig } from "./config.ts";
+import { detectGpus, readGpuUsage } from "./hardware.ts";
 import { JobError, serveJob, type ServedModelTerms } from "./jobs.ts";
 import { keystorePassword, openKeystore } from "./keystore.ts";
 import { Outbox, OutboxSender, openOutboxDatabase, type SqlClient } from "./outbox.ts";
@@ -260,6 +261,27 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     },
   });
   void outboxGauge;
+  // GPU gauges exist only where nvidia-smi found GPUs; read at scrape time.
+  if (detectGpus().length > 0) {
+    new Gauge({
+      name: "inframesh_agent_gpu_utilization_percent",
+      help: "GPU utilization (nvidia-smi)",
+      labelNames: ["gpu"],
+      registers: [registry],
+      collect() {
+        for (const gpu of readGpuUsage()) this.set({ gpu: String(gpu.index) }, gpu.utilization_percent);
+      },
+    });
+    new Gauge({
+      name: "inframesh_agent_gpu_memory_used_bytes",
+      help: "GPU memory in use (nvidia-smi)",
+      labelNames: ["gpu"],
+      registers: [registry],
+      collect() {
+        for (const gpu of readGpuUsage()) this.set({ gpu: String(gpu.index) }, gpu.memory_used_mib * 2 ** 20);
+      },
+    });
+  }
   sender.onDelivered = (_delivery, outcome) => metrics.deliveries.inc({ outcome: outcome.kind });
 
   const models = new Map<bigint, ServedModel>();

@@ -71,3 +71,42 @@ export function detectHardware(): HardwareSpec {
     gpus: detectGpus(),
   };
 }
+
+export interface GpuUsage {
+  index: number;
+  utilization_percent: number;
+  memory_used_mib: number;
+}
+
+/** Parses `nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader,nounits`. Pure. */
+export function parseGpuUsage(output: string): GpuUsage[] {
+  return output
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .map((line) => {
+      const fields = line.split(",").map((f) => Number(f.trim()));
+      if (fields.length !== 3 || fields.some((f) => !Number.isFinite(f))) {
+        throw new Error(`unexpected nvidia-smi usage line: ${line}`);
+      }
+      return { index: fields[0]!, utilization_percent: fields[1]!, memory_used_mib: fields[2]! };
+    });
+}
+
+/** This machine's GPU usage now; [] without nvidia-smi. */
+export function readGpuUsage(): GpuUsage[] {
+  const run = spawnSync(
+    "nvidia-smi",
+    ["--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+    {
+      encoding: "utf8",
+      timeout: 5_000,
+    },
+  );
+  if (run.status !== 0 || typeof run.stdout !== "string") return [];
+  try {
+    return parseGpuUsage(run.stdout);
+  } catch {
+    return [];
+  }
+}

@@ -19,7 +19,13 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
-import { canonicalJson, detectHardware, hardwareSpecHash, parseNvidiaSmi } from "../../node-agent/hardware.ts";
+import {
+  canonicalJson,
+  detectHardware,
+  hardwareSpecHash,
+  parseGpuUsage,
+  parseNvidiaSmi,
+} from "../../node-agent/hardware.ts";
 import { loadAgentConfig } from "../../node-agent/config.ts";
 import { parseCommissionBps } from "../../scripts/cli/node.ts";
 import { publishAction } from "../../scripts/cli/model.ts";
@@ -55,6 +61,14 @@ describe("hardware spec (pure)", function () {
     ]);
     expect(parseNvidiaSmi("")).to.deep.equal([]);
     expect(() => parseNvidiaSmi("No devices were found")).to.throw(/unexpected nvidia-smi line/);
+  });
+
+  it("parses nvidia-smi usage lines for the GPU metrics", function () {
+    expect(parseGpuUsage("0, 87, 30000\n1, 0, 2\n")).to.deep.equal([
+      { index: 0, utilization_percent: 87, memory_used_mib: 30000 },
+      { index: 1, utilization_percent: 0, memory_used_mib: 2 },
+    ]);
+    expect(() => parseGpuUsage("0, [N/A], 1")).to.throw(/unexpected nvidia-smi usage line/);
   });
 
   it("hashes canonical JSON: key order does not matter, values do", function () {
