@@ -1,15 +1,23 @@
 // The node agent's config, keystore and outbox rules: pure checks plus the real keystore format
 // (ethers v6 scrypt JSON) and a real PGlite outbox.
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { expect } from "chai";
 import { Wallet } from "ethers";
+import pg from "pg";
 
 import { AgentConfigError, loadAgentConfig, parseAgentConfigYaml, publicEndpoint } from "../../node-agent/config.ts";
 import { createKeystore, KeystoreError, keystorePassword, openKeystore } from "../../node-agent/keystore.ts";
-import { classifyOracleAnswer, Outbox, openOutboxDatabase, retryDelayMs } from "../../node-agent/outbox.ts";
+import {
+  classifyOracleAnswer,
+  Outbox,
+  openOutboxDatabase,
+  retryDelayMs,
+  type SqlClient,
+} from "../../node-agent/outbox.ts";
 
 const GOOD = `
 chain:
@@ -166,9 +174,10 @@ describe("receipt outbox", function () {
     expect([1, 2, 3, 20].map(retryDelayMs)).to.deep.equal([500, 1000, 2000, 60_000]);
   });
 
-  it("claims a job id once, keeps deliveries per oracle, and survives a reopen", async function () {
+  /** The same rules on PGlite (always) and on PostgreSQL (when DATABASE_URL is set). */
+  async function claimsOnceAndSurvivesReopen(open: () => Promise<SqlClient>): Promise<void> {
     const oracles = ["http://a", "http://b"];
-    let db = await openOutboxDatabase(dir);
+    let db = await open();
     let outbox = new Outbox(db, oracles);
     expect(await outbox.add("0x01", '{"r":1}', 1_000)).to.equal(true);
     expect(await outbox.add("0x01", '{"r":2}', 1_000)).to.equal(false);
@@ -180,12 +189,36 @@ describe("receipt outbox", function () {
     expect(await outbox.due(1_000, 10)).to.deep.equal([]);
     await db.close();
 
-    db = await openOutboxDatabase(dir);
+    db = await open();
     outbox = new Outbox(db, oracles);
     const later = await outbox.due(1_000 + retryDelayMs(1), 10);
     expect(later).to.have.length(1);
     expect(later[0]).to.deep.include({ oracle: "http://b", attempts: 1, lastError: "503", receipt: '{"r":1}' });
     expect(await outbox.counts()).to.deep.equal({ pending: 1, delivered: 1, rejected: 0 });
     await db.close();
+  }
+
+  it("claims a job id once, keeps deliveries per oracle, and survives a reopen (PGlite)", async function () {
+    await claimsOnceAndSurvivesReopen(() => openOutboxDatabase(dir));
+  });
+
+  it("does the same on PostgreSQL (DATABASE_URL)", async function () {
+    const url = process.env.DATABASE_URL;
+    if (url === undefined || url === "") {
+      console.log("    skipped: DATABASE_URL is not set (the PostgreSQL outbox needs a server)");
+      this.skip();
+    }
+    // A schema of its own, so parallel runs and other services' tables never meet.
+    const schema = `outbox_test_${randomBytes(6).toString("hex")}`;
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    try {
+      const scoped = `${url}${url.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+      await claimsOnceAndSurvivesReopen(() => openOutboxDatabase(dir, scoped));
+    } finally {
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
+    }
   });
 });
