@@ -224,6 +224,9 @@ export class ModelProcess implements ModelRuntime {
       return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
     } catch (error) {
       if (error instanceof DOMException && error.name === "TimeoutError") {
+        // A hung model is not trusted with the next job: kill it; the exit handler restarts it.
+        this.#log.warn("model server hung past a job's deadline; killing it");
+        this.#kill("SIGKILL");
         throw new ModelRuntimeError("TIMEOUT", `${this.spec.name} did not answer within ${timeoutMs} ms`, {
           cause: error,
         });
@@ -231,6 +234,17 @@ export class ModelProcess implements ModelRuntime {
       throw new ModelRuntimeError("MODEL_FAILED", `${this.spec.name} failed: ${(error as Error).message}`, {
         cause: error,
       });
+    }
+  }
+
+  #kill(signal: NodeJS.Signals): void {
+    const pid = this.#child?.pid;
+    if (pid === undefined) return;
+    this.#url = null;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // already gone
     }
   }
 

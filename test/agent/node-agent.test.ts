@@ -460,9 +460,9 @@ describe("node agent", function () {
       });
     }
 
-    it("restarts the crashed model and serves again", async function () {
+    it("restarted the crashed and the hung model, and serves again", async function () {
       await waitFor("the model to be up", () => broken.models.get(modelId)!.process.healthy());
-      expect(broken.models.get(modelId)!.process.restarts).to.be.greaterThan(0);
+      expect(broken.models.get(modelId)!.process.restarts).to.equal(2);
       const { body } = await job(encodeInferInput(Array(16).fill(0)));
       expect((await post(broken.url, body)).status).to.equal(200);
     });
