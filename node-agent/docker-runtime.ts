@@ -42,7 +42,11 @@ export function containerOptions(spec: DockerModelSpec, image: string, socketDir
     Cmd: cmd,
     User: NOBODY,
     WorkingDir: "/app",
-    Env: [`INFRAMESH_MODEL_SOCKET=${IMAGE_SOCKET_DIR}/model.sock`, "INFRAMESH_MODEL_PATH=" + IMAGE_MODEL_PATH],
+    Env: [
+      `INFRAMESH_MODEL_SOCKET=${IMAGE_SOCKET_DIR}/model.sock`,
+      "INFRAMESH_MODEL_PATH=" + IMAGE_MODEL_PATH,
+      "ORT_DISABLE_TELEMETRY=1",
+    ],
     NetworkDisabled: true,
     HostConfig: {
       NetworkMode: "none",

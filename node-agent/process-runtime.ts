@@ -116,6 +116,9 @@ export class ModelProcess implements ModelRuntime {
           INFRAMESH_MODEL_HOST: "127.0.0.1",
           INFRAMESH_MODEL_PORT: "0",
           INFRAMESH_MODEL_EXIT_WITH_PARENT: "1",
+          // onnxruntime 1.30 ships telemetry that uploads over HTTPS where it can: a node's model
+          // traffic is nobody else's business.
+          ORT_DISABLE_TELEMETRY: "1",
         },
         // stdin stays open as a lifeline: when the agent dies, even by SIGKILL, the pipe closes and
         // the server exits instead of lingering as an orphan.

@@ -64,6 +64,7 @@ describe("docker runtime (pure)", function () {
     });
     expect(options.HostConfig.DeviceRequests).to.deep.equal([{ Driver: "nvidia", Count: 1, Capabilities: [["gpu"]] }]);
     expect(options.User).to.equal("65534:65534");
+    expect(options.Env).to.include("ORT_DISABLE_TELEMETRY=1");
     const noGpu = containerOptions(
       { name: "m", weightsPath: "/w", memoryBytes: MiB, cpus: 1, gpus: 0 },
       "i",
