@@ -309,16 +309,18 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     const started = performance.now();
     let body: unknown;
     try {
-      body = JSON.parse((req.body as Buffer).toString("utf8"));
+      // No body at all leaves req.body unset: that is malformed input too, not a server error.
+      body = JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString("utf8") : "");
     } catch {
       metrics.errors.inc({ code: "bad_json" });
       res.status(400).json({ error: "bad_json", reason: "the body must be JSON: { work_unit, client_signature }" });
       return;
     }
-    const modelLabel = String(
-      (body as { work_unit?: { model_ref?: { model_id?: unknown } } } | null)?.work_unit?.model_ref?.model_id ??
-        "unknown",
-    );
+    // Label by served model only: a label taken from client input would let anyone grow the metrics without bound.
+    const requested = (body as { work_unit?: { model_ref?: { model_id?: unknown } } } | null)?.work_unit?.model_ref
+      ?.model_id;
+    const modelLabel =
+      Number.isSafeInteger(requested) && models.has(BigInt(requested as number)) ? String(requested) : "other";
     try {
       const { answer } = await serveJob(
         {

@@ -381,6 +381,12 @@ describe("node agent", function () {
       expect(await agent.outbox.counts()).to.deep.equal(before);
     });
 
+    it("a request without a body (400, JSON error)", async function () {
+      const response = await fetch(`${agent.url}/v1/jobs`, { method: "POST" });
+      expect(response.status).to.equal(400);
+      expect(await response.json()).to.deep.include({ error: "bad_json" });
+    });
+
     it("an unknown route (404, JSON error)", async function () {
       const response = await fetch(`${agent.url}/v1/other`);
       expect(response.status).to.equal(404);
