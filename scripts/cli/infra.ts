@@ -16,6 +16,7 @@
 //   npx infra blob serve <dir> [--port 8600]             a blob-store peer on 127.0.0.1 until Ctrl-C
 //   npx infra events --contract <key> [--event Name]     a contract's events, from the indexer's database or
 //                    [--from-block N] [--to-block N]     the chain (see scripts/cli/events.ts)
+//   npx infra node init | register | start | status      a node operator's agent (see docs/node-agent.md)
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
 // --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
@@ -46,6 +47,7 @@ import { matureAction, publishAction, registerAction, resolveModel } from "./mod
 import { globals, print, type GlobalOptions } from "./output.ts";
 import { registerStakerCommands } from "./staker-commands.ts";
 import { createKeystore, openWallet } from "./wallet.ts";
+import { addNodeCommands } from "./node-commands.ts";
 
 /** Progress and steps go to stderr, and only to a terminal without --json. */
 function narrator(options: GlobalOptions) {
@@ -234,6 +236,7 @@ function buildProgram(): Command {
         );
       },
     );
+  addNodeCommands(program, (command) => globals(command), print);
 
   return program;
 }
