@@ -15,7 +15,7 @@ Offline notes (what this machine cannot reach, and the workaround):
   then; Hardhat compiles it with the npm solc instead. HOME is pointed at a temporary directory so
   svm's cache does not land in the real home.
 
-Visibility: input hashed (Poseidon, public), output public, parameters fixed (the weights are baked
+Visibility: input public, output public, parameters fixed (the weights are baked
 into the verifying key, so the key itself is the version's commitment).
 """
 
@@ -57,7 +57,7 @@ async def main():
     with open(p("input.json"), "w") as f:
         json.dump({"input_data": [INPUT]}, f)
     run_args = ezkl.PyRunArgs()
-    run_args.input_visibility = "hashed"
+    run_args.input_visibility = "public"
     run_args.output_visibility = "public"
     run_args.param_visibility = "fixed"
     await call("gen_settings", MODEL, p("settings.json"), py_run_args=run_args)

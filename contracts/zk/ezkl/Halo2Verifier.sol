@@ -9,61 +9,61 @@ contract Halo2Verifier {
     uint256 internal constant    DELTA = 4131629893567559867359510883348571134090853742863529169391034518566172092834;
     uint256 internal constant        R = 21888242871839275222246405745257275088548364400416034343698204186575808495617; 
 
-    uint256 internal constant FIRST_QUOTIENT_X_CPTR = 0x05a4;
-    uint256 internal constant  LAST_QUOTIENT_X_CPTR = 0x06a4;
+    uint256 internal constant FIRST_QUOTIENT_X_CPTR = 0x04e4;
+    uint256 internal constant  LAST_QUOTIENT_X_CPTR = 0x05a4;
 
-    uint256 internal constant                VK_MPTR = 0x0820;
-    uint256 internal constant         VK_DIGEST_MPTR = 0x0820;
-    uint256 internal constant     NUM_INSTANCES_MPTR = 0x0840;
-    uint256 internal constant                 K_MPTR = 0x0860;
-    uint256 internal constant             N_INV_MPTR = 0x0880;
-    uint256 internal constant             OMEGA_MPTR = 0x08a0;
-    uint256 internal constant         OMEGA_INV_MPTR = 0x08c0;
-    uint256 internal constant    OMEGA_INV_TO_L_MPTR = 0x08e0;
-    uint256 internal constant   HAS_ACCUMULATOR_MPTR = 0x0900;
-    uint256 internal constant        ACC_OFFSET_MPTR = 0x0920;
-    uint256 internal constant     NUM_ACC_LIMBS_MPTR = 0x0940;
-    uint256 internal constant NUM_ACC_LIMB_BITS_MPTR = 0x0960;
-    uint256 internal constant              G1_X_MPTR = 0x0980;
-    uint256 internal constant              G1_Y_MPTR = 0x09a0;
-    uint256 internal constant            G2_X_1_MPTR = 0x09c0;
-    uint256 internal constant            G2_X_2_MPTR = 0x09e0;
-    uint256 internal constant            G2_Y_1_MPTR = 0x0a00;
-    uint256 internal constant            G2_Y_2_MPTR = 0x0a20;
-    uint256 internal constant      NEG_S_G2_X_1_MPTR = 0x0a40;
-    uint256 internal constant      NEG_S_G2_X_2_MPTR = 0x0a60;
-    uint256 internal constant      NEG_S_G2_Y_1_MPTR = 0x0a80;
-    uint256 internal constant      NEG_S_G2_Y_2_MPTR = 0x0aa0;
+    uint256 internal constant                VK_MPTR = 0x0620;
+    uint256 internal constant         VK_DIGEST_MPTR = 0x0620;
+    uint256 internal constant     NUM_INSTANCES_MPTR = 0x0640;
+    uint256 internal constant                 K_MPTR = 0x0660;
+    uint256 internal constant             N_INV_MPTR = 0x0680;
+    uint256 internal constant             OMEGA_MPTR = 0x06a0;
+    uint256 internal constant         OMEGA_INV_MPTR = 0x06c0;
+    uint256 internal constant    OMEGA_INV_TO_L_MPTR = 0x06e0;
+    uint256 internal constant   HAS_ACCUMULATOR_MPTR = 0x0700;
+    uint256 internal constant        ACC_OFFSET_MPTR = 0x0720;
+    uint256 internal constant     NUM_ACC_LIMBS_MPTR = 0x0740;
+    uint256 internal constant NUM_ACC_LIMB_BITS_MPTR = 0x0760;
+    uint256 internal constant              G1_X_MPTR = 0x0780;
+    uint256 internal constant              G1_Y_MPTR = 0x07a0;
+    uint256 internal constant            G2_X_1_MPTR = 0x07c0;
+    uint256 internal constant            G2_X_2_MPTR = 0x07e0;
+    uint256 internal constant            G2_Y_1_MPTR = 0x0800;
+    uint256 internal constant            G2_Y_2_MPTR = 0x0820;
+    uint256 internal constant      NEG_S_G2_X_1_MPTR = 0x0840;
+    uint256 internal constant      NEG_S_G2_X_2_MPTR = 0x0860;
+    uint256 internal constant      NEG_S_G2_Y_1_MPTR = 0x0880;
+    uint256 internal constant      NEG_S_G2_Y_2_MPTR = 0x08a0;
 
-    uint256 internal constant CHALLENGE_MPTR = 0x1200;
+    uint256 internal constant CHALLENGE_MPTR = 0x0dc0;
 
-    uint256 internal constant THETA_MPTR = 0x1200;
-    uint256 internal constant  BETA_MPTR = 0x1220;
-    uint256 internal constant GAMMA_MPTR = 0x1240;
-    uint256 internal constant     Y_MPTR = 0x1260;
-    uint256 internal constant     X_MPTR = 0x1280;
-    uint256 internal constant  ZETA_MPTR = 0x12a0;
-    uint256 internal constant    NU_MPTR = 0x12c0;
-    uint256 internal constant    MU_MPTR = 0x12e0;
+    uint256 internal constant THETA_MPTR = 0x0dc0;
+    uint256 internal constant  BETA_MPTR = 0x0de0;
+    uint256 internal constant GAMMA_MPTR = 0x0e00;
+    uint256 internal constant     Y_MPTR = 0x0e20;
+    uint256 internal constant     X_MPTR = 0x0e40;
+    uint256 internal constant  ZETA_MPTR = 0x0e60;
+    uint256 internal constant    NU_MPTR = 0x0e80;
+    uint256 internal constant    MU_MPTR = 0x0ea0;
 
-    uint256 internal constant       ACC_LHS_X_MPTR = 0x1300;
-    uint256 internal constant       ACC_LHS_Y_MPTR = 0x1320;
-    uint256 internal constant       ACC_RHS_X_MPTR = 0x1340;
-    uint256 internal constant       ACC_RHS_Y_MPTR = 0x1360;
-    uint256 internal constant             X_N_MPTR = 0x1380;
-    uint256 internal constant X_N_MINUS_1_INV_MPTR = 0x13a0;
-    uint256 internal constant          L_LAST_MPTR = 0x13c0;
-    uint256 internal constant         L_BLIND_MPTR = 0x13e0;
-    uint256 internal constant             L_0_MPTR = 0x1400;
-    uint256 internal constant   INSTANCE_EVAL_MPTR = 0x1420;
-    uint256 internal constant   QUOTIENT_EVAL_MPTR = 0x1440;
-    uint256 internal constant      QUOTIENT_X_MPTR = 0x1460;
-    uint256 internal constant      QUOTIENT_Y_MPTR = 0x1480;
-    uint256 internal constant          R_EVAL_MPTR = 0x14a0;
-    uint256 internal constant   PAIRING_LHS_X_MPTR = 0x14c0;
-    uint256 internal constant   PAIRING_LHS_Y_MPTR = 0x14e0;
-    uint256 internal constant   PAIRING_RHS_X_MPTR = 0x1500;
-    uint256 internal constant   PAIRING_RHS_Y_MPTR = 0x1520;
+    uint256 internal constant       ACC_LHS_X_MPTR = 0x0ec0;
+    uint256 internal constant       ACC_LHS_Y_MPTR = 0x0ee0;
+    uint256 internal constant       ACC_RHS_X_MPTR = 0x0f00;
+    uint256 internal constant       ACC_RHS_Y_MPTR = 0x0f20;
+    uint256 internal constant             X_N_MPTR = 0x0f40;
+    uint256 internal constant X_N_MINUS_1_INV_MPTR = 0x0f60;
+    uint256 internal constant          L_LAST_MPTR = 0x0f80;
+    uint256 internal constant         L_BLIND_MPTR = 0x0fa0;
+    uint256 internal constant             L_0_MPTR = 0x0fc0;
+    uint256 internal constant   INSTANCE_EVAL_MPTR = 0x0fe0;
+    uint256 internal constant   QUOTIENT_EVAL_MPTR = 0x1000;
+    uint256 internal constant      QUOTIENT_X_MPTR = 0x1020;
+    uint256 internal constant      QUOTIENT_Y_MPTR = 0x1040;
+    uint256 internal constant          R_EVAL_MPTR = 0x1060;
+    uint256 internal constant   PAIRING_LHS_X_MPTR = 0x1080;
+    uint256 internal constant   PAIRING_LHS_Y_MPTR = 0x10a0;
+    uint256 internal constant   PAIRING_RHS_X_MPTR = 0x10c0;
+    uint256 internal constant   PAIRING_RHS_Y_MPTR = 0x10e0;
 
     function verifyProof(
         bytes calldata proof,
@@ -215,11 +215,11 @@ contract Halo2Verifier {
 
             {
                 // Load vk_digest and num_instances of vk into memory
-                mstore(0x0820, 0x1258f9b377cf0ec1a71607c513b075f9607e6b880fdb217b9d38d1d9f425e5fc) // vk_digest
-                mstore(0x0840, 0x0000000000000000000000000000000000000000000000000000000000000009) // num_instances
+                mstore(0x0620, 0x15606bcc5eaa29ead32265006a24c3f65e12d970c20c34da282cc028358ba272) // vk_digest
+                mstore(0x0640, 0x0000000000000000000000000000000000000000000000000000000000000018) // num_instances
 
                 // Check valid length of proof
-                success := and(success, eq(0x0f00, proof.length))
+                success := and(success, eq(0x0c00, proof.length))
 
                 // Check valid length of instances
                 let num_instances := mload(NUM_INSTANCES_MPTR)
@@ -248,7 +248,7 @@ contract Halo2Verifier {
 
                 // Phase 1
                 for
-                    { let proof_cptr_end := add(proof_cptr, 0x0240) }
+                    { let proof_cptr_end := add(proof_cptr, 0x0180) }
                     lt(proof_cptr, proof_cptr_end)
                     {}
                 {
@@ -282,7 +282,7 @@ contract Halo2Verifier {
 
                 // Phase 4
                 for
-                    { let proof_cptr_end := add(proof_cptr, 0x0140) }
+                    { let proof_cptr_end := add(proof_cptr, 0x0100) }
                     lt(proof_cptr, proof_cptr_end)
                     {}
                 {
@@ -293,7 +293,7 @@ contract Halo2Verifier {
 
                 // Read evaluations
                 for
-                    { let proof_cptr_end := add(proof_cptr, 0x0800) }
+                    { let proof_cptr_end := add(proof_cptr, 0x0600) }
                     lt(proof_cptr, proof_cptr_end)
                     {}
                 {
@@ -315,85 +315,67 @@ contract Halo2Verifier {
                 success, proof_cptr, hash_mptr := read_ec_point(success, proof_cptr, hash_mptr, q) // W'
 
                 // Load full vk into memory
-                mstore(0x0820, 0x1258f9b377cf0ec1a71607c513b075f9607e6b880fdb217b9d38d1d9f425e5fc) // vk_digest
-                mstore(0x0840, 0x0000000000000000000000000000000000000000000000000000000000000009) // num_instances
-                mstore(0x0860, 0x000000000000000000000000000000000000000000000000000000000000000f) // k
-                mstore(0x0880, 0x3063edaa444bddc677fcd515f614555a777997e0a9287d1e62bf6dd004d82001) // n_inv
-                mstore(0x08a0, 0x2b7ddfe4383c8d806530b94d3120ce6fcb511871e4d44a65f0acd0b96a8a942e) // omega
-                mstore(0x08c0, 0x1f67bc4574eaef5e630a13c710221a3e3d491e59fddabaf321e56f3ca8d91624) // omega_inv
-                mstore(0x08e0, 0x2427343dea588e4242e165ef52d4c1f5986149f372f5c87534f7f6274ef4eeff) // omega_inv_to_l
-                mstore(0x0900, 0x0000000000000000000000000000000000000000000000000000000000000000) // has_accumulator
-                mstore(0x0920, 0x0000000000000000000000000000000000000000000000000000000000000000) // acc_offset
-                mstore(0x0940, 0x0000000000000000000000000000000000000000000000000000000000000000) // num_acc_limbs
-                mstore(0x0960, 0x0000000000000000000000000000000000000000000000000000000000000000) // num_acc_limb_bits
-                mstore(0x0980, 0x0000000000000000000000000000000000000000000000000000000000000001) // g1_x
-                mstore(0x09a0, 0x0000000000000000000000000000000000000000000000000000000000000002) // g1_y
-                mstore(0x09c0, 0x198e9393920d483a7260bfb731fb5d25f1aa493335a9e71297e485b7aef312c2) // g2_x_1
-                mstore(0x09e0, 0x1800deef121f1e76426a00665e5c4479674322d4f75edadd46debd5cd992f6ed) // g2_x_2
-                mstore(0x0a00, 0x090689d0585ff075ec9e99ad690c3395bc4b313370b38ef355acdadcd122975b) // g2_y_1
-                mstore(0x0a20, 0x12c85ea5db8c6deb4aab71808dcb408fe3d1e7690c43d37b4ce6cc0166fa7daa) // g2_y_2
-                mstore(0x0a40, 0x107f3620d977f622721dbcb10c2c2522ed756d1bcdf20423fd36fe031657a1ee) // neg_s_g2_x_1
-                mstore(0x0a60, 0x0cdd424fd630a27be754023ede574d7d0298330182a51cc294a4ee9431075497) // neg_s_g2_x_2
-                mstore(0x0a80, 0x24c674f0f9ba1646abfb7203568412fe7bf106a85dff0fcbacff8e3414521631) // neg_s_g2_y_1
-                mstore(0x0aa0, 0x0f402785ce9ad931046edb7b8b1c38f16fb81c21c3deb9039e01b298f81e2fa5) // neg_s_g2_y_2
-                mstore(0x0ac0, 0x2f8c03d9ec17416d18e729e15fc30d62c531ff54064a6e82511b5d627441ae6a) // fixed_comms[0].x
-                mstore(0x0ae0, 0x1711c71f2723219e416d380168c9799cb5eb3a3a8e9743feb7f2adfcadba1883) // fixed_comms[0].y
-                mstore(0x0b00, 0x1a582bb4007220b8c09bd6eb27e5a55482eebf55e191510534a6c964489e5ed6) // fixed_comms[1].x
-                mstore(0x0b20, 0x08c97961c2cfc0aa0bb5effdb817ae6834994aa814edcf3a6bc619032b2a5486) // fixed_comms[1].y
-                mstore(0x0b40, 0x15bff569cc756dd40ffcbc684ef5a5112422399f8e3544866e1b0a3d0f675308) // fixed_comms[2].x
-                mstore(0x0b60, 0x013af0bac63d7570181e307396663b391143087260bafcdc44e59dd81294a335) // fixed_comms[2].y
-                mstore(0x0b80, 0x09e2433ce406486c09a428e039f76fc2bd1fd1eccc7c55d3e750ad397cbf43f4) // fixed_comms[3].x
-                mstore(0x0ba0, 0x1b5781346c35c6856ba1608b6559227f921d82f4adee48397f6b215965e57b1c) // fixed_comms[3].y
-                mstore(0x0bc0, 0x289c2e2974f179d0aa23faf072e8d92ad51619affab0b96de20c3b68819b324d) // fixed_comms[4].x
-                mstore(0x0be0, 0x143aa87bc0dfc10f7e8b7300133a24d90b00ef705bf73585eaa20d249afac15f) // fixed_comms[4].y
-                mstore(0x0c00, 0x0e4909df847ae4d059f44a8dffc6e8810af1cc5926c77c43d42e0c929f8f050e) // fixed_comms[5].x
-                mstore(0x0c20, 0x1f91a6cc9d9117d9bffca9b4a83756aff6257eb39fae42ae856a05856e94836f) // fixed_comms[5].y
-                mstore(0x0c40, 0x0c36308923c576dd084fe24779d9d6e5a3a67cbbd1e6dfff7b0d7a703f7a6230) // fixed_comms[6].x
-                mstore(0x0c60, 0x2e73a7a49e81dc4dd7babbee2fb16cff67593da57f1b7ef0552cf1a5c2ef9f56) // fixed_comms[6].y
-                mstore(0x0c80, 0x07ca6bf08f73ab441a4ca8bac436543762ce3ee667f696f082201a1d0b4975f2) // fixed_comms[7].x
-                mstore(0x0ca0, 0x2a6a7d0fb4838e1a15311c4c5c35149008b15381b8f921709a3ed932ef7126b8) // fixed_comms[7].y
-                mstore(0x0cc0, 0x07ca6bf08f73ab441a4ca8bac436543762ce3ee667f696f082201a1d0b4975f2) // fixed_comms[8].x
-                mstore(0x0ce0, 0x2a6a7d0fb4838e1a15311c4c5c35149008b15381b8f921709a3ed932ef7126b8) // fixed_comms[8].y
-                mstore(0x0d00, 0x299f3cf1c26d748592017fe05a926801f528a4927c41c87a01021a7e3d3ffdf9) // fixed_comms[9].x
-                mstore(0x0d20, 0x1c84cae31d440ed581e409d04e88861529bac9621fd5f5ba5b09b4be32bc53e2) // fixed_comms[9].y
-                mstore(0x0d40, 0x299f3cf1c26d748592017fe05a926801f528a4927c41c87a01021a7e3d3ffdf9) // fixed_comms[10].x
-                mstore(0x0d60, 0x1c84cae31d440ed581e409d04e88861529bac9621fd5f5ba5b09b4be32bc53e2) // fixed_comms[10].y
-                mstore(0x0d80, 0x23da68288749e64b33fc623bddc86ea1a4f3090b219fd54437a33fe9ee1d5877) // fixed_comms[11].x
-                mstore(0x0da0, 0x248d59513224a8346f2e37460cb4207e4cbaa148047f1f9bc3b28f1c01b03f9d) // fixed_comms[11].y
-                mstore(0x0dc0, 0x02123add58999bed8ddf96f0d125a30b52c7607301bd9b7569558fb3ae3a87fd) // fixed_comms[12].x
-                mstore(0x0de0, 0x0207f94eea005cb784dd071cbc1eecbe5f764141f03f50a4051199020fa2e659) // fixed_comms[12].y
-                mstore(0x0e00, 0x15b01b181058f4ba1ad8800685dde42c367c10ee2aea49b9fc77bcd86754036b) // fixed_comms[13].x
-                mstore(0x0e20, 0x166c4c7d59eb515623b56ac9d48d298895c797aa1b460408a96d6f14969a2e20) // fixed_comms[13].y
-                mstore(0x0e40, 0x010d9024b7d6cf54a82b30a315fc676568ac11cbb84e533d269c03fe41422fcd) // fixed_comms[14].x
-                mstore(0x0e60, 0x09564e44e864f6db7a3b25998cf9ea2fe1720e73d4c22d476b35f3ac50e10efd) // fixed_comms[14].y
-                mstore(0x0e80, 0x0f33266401260fc1286fe889c0906a076a34d998d008301bec4c6c2dd9a73271) // fixed_comms[15].x
-                mstore(0x0ea0, 0x1e0f898235e2962d36c32664d222eeb00eede0e5b66c3d4f5bc9130c70606d77) // fixed_comms[15].y
-                mstore(0x0ec0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[16].x
-                mstore(0x0ee0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[16].y
-                mstore(0x0f00, 0x0f521519fe628d05fd2be5ad0e7c9520977a2e257c293a1f2898aa2c10eab4f9) // permutation_comms[0].x
-                mstore(0x0f20, 0x2074541bf74a6498e07c62ab3fdd88311eaa4cbb9e376a2b2f43ed4a5f4a382f) // permutation_comms[0].y
-                mstore(0x0f40, 0x1ba5220269e344ece0336161634df23d87e0d2c658345d95de0808e6139587a0) // permutation_comms[1].x
-                mstore(0x0f60, 0x22ef4cedc1eca296591ff843555e5e4df9cb5fcbb45dd031f3d105dab5e4c1f9) // permutation_comms[1].y
-                mstore(0x0f80, 0x01c60d67c5f655815e2ee761493e4472591708d1a217e3f6d1f33f8a85ae7808) // permutation_comms[2].x
-                mstore(0x0fa0, 0x06a7a4ad58f8ea96947e4234c817ed7bd3d6727c5ca9db9484e34aaff7acb494) // permutation_comms[2].y
-                mstore(0x0fc0, 0x16882b8143e95050164efa7fe1235e80b16461c22a369e74112c70e4d369a027) // permutation_comms[3].x
-                mstore(0x0fe0, 0x2961cdc972dd30453b4b01745ce2c35ee2136f05fa816a7f272c7146426980f2) // permutation_comms[3].y
-                mstore(0x1000, 0x03eaac29c4ea54289cb206e96ea6394ac43c03756d8e6c0f4e7545e1a46f0efe) // permutation_comms[4].x
-                mstore(0x1020, 0x04d0ebf26db50c567a48b1247f5644eec6d93934f42d95e1dbdd71fdd35272ed) // permutation_comms[4].y
-                mstore(0x1040, 0x243c73bf41c98593cc8d2231d77abdab96564807cb8d4fc3f8e65edde68a1c8d) // permutation_comms[5].x
-                mstore(0x1060, 0x1f020df529765369edca1feac92bac070aa1476dbbecdeb24a0ba7aa1594bfb5) // permutation_comms[5].y
-                mstore(0x1080, 0x126655f95ef3ace8486628db2f14963210a0554245d781587ad004f966d4906f) // permutation_comms[6].x
-                mstore(0x10a0, 0x03771c5df898cabde502d1e799d6bb32e27ded69f3fa1792a1298f862ecc04aa) // permutation_comms[6].y
-                mstore(0x10c0, 0x0f3960b60e68f7a2669be96be6d25539ebc6251fdfd67e03b67264aae36d452b) // permutation_comms[7].x
-                mstore(0x10e0, 0x26cc9fe3bbf281cc79d945018a4766276e6a0240f4c744d6b1d5631b21d3a530) // permutation_comms[7].y
-                mstore(0x1100, 0x0b0977ad4fa325fb06412bda5f4cc7adfd3184d72c14b58ef30c53ea0698436e) // permutation_comms[8].x
-                mstore(0x1120, 0x0200b9945e2e125f79c21be79a105e38ed0ab37a1d70c26f75d18e2ce063de04) // permutation_comms[8].y
-                mstore(0x1140, 0x05b7bd7dee589d468cb3a3ca53b14aa5df06daa54afbfc493481a17d83a115b2) // permutation_comms[9].x
-                mstore(0x1160, 0x192d5e6d7c63110ce1307ba629a7c3ef041e4d1657106bdaacbd0251d1117747) // permutation_comms[9].y
-                mstore(0x1180, 0x1867c57dcc886addf1ce073d8719d944603c251bbbbb34b5fd70d4cb5d9e88c6) // permutation_comms[10].x
-                mstore(0x11a0, 0x0b2e394abfe9f361f6853b86fdaf271c8e7960327ec5c8bb0728c19a9ab58435) // permutation_comms[10].y
-                mstore(0x11c0, 0x02e3646de2ef8d92d0e2d248730ba132843a4f5fb9d3ee04f5cab397c4083f21) // permutation_comms[11].x
-                mstore(0x11e0, 0x230d8134a2cb8feba5ec650007a53301526b2d820f571fded69082d3bf5212eb) // permutation_comms[11].y
+                mstore(0x0620, 0x15606bcc5eaa29ead32265006a24c3f65e12d970c20c34da282cc028358ba272) // vk_digest
+                mstore(0x0640, 0x0000000000000000000000000000000000000000000000000000000000000018) // num_instances
+                mstore(0x0660, 0x000000000000000000000000000000000000000000000000000000000000000f) // k
+                mstore(0x0680, 0x3063edaa444bddc677fcd515f614555a777997e0a9287d1e62bf6dd004d82001) // n_inv
+                mstore(0x06a0, 0x2b7ddfe4383c8d806530b94d3120ce6fcb511871e4d44a65f0acd0b96a8a942e) // omega
+                mstore(0x06c0, 0x1f67bc4574eaef5e630a13c710221a3e3d491e59fddabaf321e56f3ca8d91624) // omega_inv
+                mstore(0x06e0, 0x2427343dea588e4242e165ef52d4c1f5986149f372f5c87534f7f6274ef4eeff) // omega_inv_to_l
+                mstore(0x0700, 0x0000000000000000000000000000000000000000000000000000000000000000) // has_accumulator
+                mstore(0x0720, 0x0000000000000000000000000000000000000000000000000000000000000000) // acc_offset
+                mstore(0x0740, 0x0000000000000000000000000000000000000000000000000000000000000000) // num_acc_limbs
+                mstore(0x0760, 0x0000000000000000000000000000000000000000000000000000000000000000) // num_acc_limb_bits
+                mstore(0x0780, 0x0000000000000000000000000000000000000000000000000000000000000001) // g1_x
+                mstore(0x07a0, 0x0000000000000000000000000000000000000000000000000000000000000002) // g1_y
+                mstore(0x07c0, 0x198e9393920d483a7260bfb731fb5d25f1aa493335a9e71297e485b7aef312c2) // g2_x_1
+                mstore(0x07e0, 0x1800deef121f1e76426a00665e5c4479674322d4f75edadd46debd5cd992f6ed) // g2_x_2
+                mstore(0x0800, 0x090689d0585ff075ec9e99ad690c3395bc4b313370b38ef355acdadcd122975b) // g2_y_1
+                mstore(0x0820, 0x12c85ea5db8c6deb4aab71808dcb408fe3d1e7690c43d37b4ce6cc0166fa7daa) // g2_y_2
+                mstore(0x0840, 0x05ba1b4dfac11116dfe56d2965df09fc377262a4d94bacee728db9f619981073) // neg_s_g2_x_1
+                mstore(0x0860, 0x1e119291afe036a9eb419ea1cd7a9d886df306b0e3e6718c12581bc406865e54) // neg_s_g2_x_2
+                mstore(0x0880, 0x1909a0c2a6b8bd5276720403c8f9b2add1400c9a9148e929f84257332a582158) // neg_s_g2_y_1
+                mstore(0x08a0, 0x15021011538462c6423120f1c88cd7d26224fdb312de2de80e0dd3718d23e12a) // neg_s_g2_y_2
+                mstore(0x08c0, 0x0f1cb89cd8cb5f7e9558100536b1d7a50a7c35e6b22404f9c6e0a7e7fbc2b93f) // fixed_comms[0].x
+                mstore(0x08e0, 0x1621265572a90ebd0cd8ccb91463818c9466dd10c474c608a2fcf13f6d0e7a7d) // fixed_comms[0].y
+                mstore(0x0900, 0x1abad06b23a317b02ea98cb5ecae447790b68e96822bafcca7d2433f86beb268) // fixed_comms[1].x
+                mstore(0x0920, 0x1f976fa92ed5606ed01bf77151a75989d7d1473ee859a98db0f568fb8ce6555f) // fixed_comms[1].y
+                mstore(0x0940, 0x1510cef4535dd10bcc6178cfe0c8a54096187934fb5cc9623be7182ab66b99e7) // fixed_comms[2].x
+                mstore(0x0960, 0x013610e2dfe472b51760e3b3d74ad433eaaf11576e8049071ccf41b444851558) // fixed_comms[2].y
+                mstore(0x0980, 0x09f70e195c624e1aa44a9cc93431c7f276bff2d4f859cfc4c2c47f840166fe89) // fixed_comms[3].x
+                mstore(0x09a0, 0x1dbefa744843d138003e7ebf4ae55090747017417f5a2071b0abd97f9f6cdaf4) // fixed_comms[3].y
+                mstore(0x09c0, 0x09f70e195c624e1aa44a9cc93431c7f276bff2d4f859cfc4c2c47f840166fe89) // fixed_comms[4].x
+                mstore(0x09e0, 0x1dbefa744843d138003e7ebf4ae55090747017417f5a2071b0abd97f9f6cdaf4) // fixed_comms[4].y
+                mstore(0x0a00, 0x289e2f763609f829ccffc949809218f49aee9e39bc069b2b272b4848bda0f134) // fixed_comms[5].x
+                mstore(0x0a20, 0x0af29474b2c40b7e55948662636caf96aeaa86eecf13688ed87c573b7f0fdabc) // fixed_comms[5].y
+                mstore(0x0a40, 0x289e2f763609f829ccffc949809218f49aee9e39bc069b2b272b4848bda0f134) // fixed_comms[6].x
+                mstore(0x0a60, 0x0af29474b2c40b7e55948662636caf96aeaa86eecf13688ed87c573b7f0fdabc) // fixed_comms[6].y
+                mstore(0x0a80, 0x2c22ab49cab167948326b71541a06aa0e79e0b52207f64e9fbd97efe64297bfa) // fixed_comms[7].x
+                mstore(0x0aa0, 0x26a17b06ec9a46ccc687dececa1c3e04846b9977a29cc19205f5639777c6b656) // fixed_comms[7].y
+                mstore(0x0ac0, 0x2c22ab49cab167948326b71541a06aa0e79e0b52207f64e9fbd97efe64297bfa) // fixed_comms[8].x
+                mstore(0x0ae0, 0x26a17b06ec9a46ccc687dececa1c3e04846b9977a29cc19205f5639777c6b656) // fixed_comms[8].y
+                mstore(0x0b00, 0x17d5681b2901661e6444913334f2ab9f0543db451d2dbdd377f3e103cbbdb95f) // fixed_comms[9].x
+                mstore(0x0b20, 0x28680e96c9c393342b3207db55e599afb319d587afe93bd33963e9995f9b5e05) // fixed_comms[9].y
+                mstore(0x0b40, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[10].x
+                mstore(0x0b60, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[10].y
+                mstore(0x0b80, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[11].x
+                mstore(0x0ba0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[11].y
+                mstore(0x0bc0, 0x0457c2513651d687647b605f0f972343afb6b54a767ebc4e0d5dfc51d12f0faf) // permutation_comms[0].x
+                mstore(0x0be0, 0x098246aa262eddabe38c0d6ee405b22c3050f789f1693d646647423d80f6d7dc) // permutation_comms[0].y
+                mstore(0x0c00, 0x19b1a5a1c25b6ae5c4852bc4fb9ae0ff20f903b202b123697873fcf477543201) // permutation_comms[1].x
+                mstore(0x0c20, 0x1b6283eaeafffe9230e9040bd5bfd052dcd7019130ab5a4738145a4fa5937786) // permutation_comms[1].y
+                mstore(0x0c40, 0x271d2b23d4e9ba743fd336d6fbe101576b6a58876e01f545b74a5b607af538ef) // permutation_comms[2].x
+                mstore(0x0c60, 0x18f1de9549714a30ecc73382655f1249dd36dc9818f0406e8e27b42a3e80171e) // permutation_comms[2].y
+                mstore(0x0c80, 0x16a7fd1d24a069951d70dd6a7f4f4ccacfd0eccf251a1e86c0dc68fe1ff760c0) // permutation_comms[3].x
+                mstore(0x0ca0, 0x0e8ac00216ca739fa93efdcb383d0289fc0e4e64c1163136365f88a343cca561) // permutation_comms[3].y
+                mstore(0x0cc0, 0x0b77ebdde84907644c0066ea479116f136c7c9d330f0c0fdd1a89392a658845b) // permutation_comms[4].x
+                mstore(0x0ce0, 0x08dee6a8a948d4cddc98f0649d8225e3eacaf10041ef8f76e336efe96b4af18b) // permutation_comms[4].y
+                mstore(0x0d00, 0x18fcf84e3ee1c016f3a04879d82e67eebedb724b77ec4a282aa742ab21719ce1) // permutation_comms[5].x
+                mstore(0x0d20, 0x21d883b29882b657af38e73f02454094fb5d46679c0aef9f05f8f086e514a5f8) // permutation_comms[5].y
+                mstore(0x0d40, 0x0e3a07bbac9b5e8f9e8ff13862d82137991433f4c59fab0123297ce434c38e6b) // permutation_comms[6].x
+                mstore(0x0d60, 0x1d988d8552a71392f8eed29d549a47ed6f1b893866c62186f86462e89e73727b) // permutation_comms[6].y
+                mstore(0x0d80, 0x11578f432aab3d681d88a324a32f4cb1d1b4a5e6ba4a579de8e7975c5dfb3f61) // permutation_comms[7].x
+                mstore(0x0da0, 0x1bd94bdf1cba879a5d9e5fe62e9980384b6425be337eb3826b69313bd1e6ea7b) // permutation_comms[7].y
 
                 // Read accumulator from instances
                 if mload(HAS_ACCUMULATOR_MPTR) {
@@ -526,225 +508,71 @@ contract Halo2Verifier {
                 let quotient_eval_numer
                 let y := mload(Y_MPTR)
                 {
-                    let f_11 := calldataload(0x0a04)
-                    let a_6 := calldataload(0x07a4)
-                    let f_1 := calldataload(0x0904)
-                    let var0 := addmod(a_6, f_1, R)
-                    let var1 := mulmod(var0, var0, R)
-                    let var2 := mulmod(var1, var1, R)
-                    let var3 := mulmod(var2, var0, R)
-                    let var4 := mulmod(var3, 0x66f6f85d6f68a85ec10345351a23a3aaf07f38af8c952a7bceca70bd2af7ad5, R)
-                    let a_7 := calldataload(0x07c4)
-                    let f_2 := calldataload(0x0924)
-                    let var5 := addmod(a_7, f_2, R)
-                    let var6 := mulmod(var5, var5, R)
-                    let var7 := mulmod(var6, var6, R)
-                    let var8 := mulmod(var7, var5, R)
-                    let var9 := mulmod(var8, 0x2b9d4b4110c9ae997782e1509b1d0fdb20a7c02bbd8bea7305462b9f8125b1e8, R)
-                    let var10 := addmod(var4, var9, R)
-                    let a_6_next_1 := calldataload(0x07e4)
-                    let var11 := sub(R, a_6_next_1)
-                    let var12 := addmod(var10, var11, R)
-                    let var13 := mulmod(f_11, var12, R)
-                    quotient_eval_numer := var13
-                }
-                {
-                    let f_11 := calldataload(0x0a04)
-                    let a_6 := calldataload(0x07a4)
-                    let f_1 := calldataload(0x0904)
-                    let var0 := addmod(a_6, f_1, R)
-                    let var1 := mulmod(var0, var0, R)
-                    let var2 := mulmod(var1, var1, R)
-                    let var3 := mulmod(var2, var0, R)
-                    let var4 := mulmod(var3, 0xcc57cdbb08507d62bf67a4493cc262fb6c09d557013fff1f573f431221f8ff9, R)
-                    let a_7 := calldataload(0x07c4)
-                    let f_2 := calldataload(0x0924)
-                    let var5 := addmod(a_7, f_2, R)
-                    let var6 := mulmod(var5, var5, R)
-                    let var7 := mulmod(var6, var6, R)
-                    let var8 := mulmod(var7, var5, R)
-                    let var9 := mulmod(var8, 0x1274e649a32ed355a31a6ed69724e1adade857e86eb5c3a121bcd147943203c8, R)
-                    let var10 := addmod(var4, var9, R)
-                    let a_7_next_1 := calldataload(0x0804)
-                    let var11 := sub(R, a_7_next_1)
-                    let var12 := addmod(var10, var11, R)
-                    let var13 := mulmod(f_11, var12, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var13, r)
-                }
-                {
-                    let f_12 := calldataload(0x0a24)
-                    let a_6 := calldataload(0x07a4)
-                    let f_1 := calldataload(0x0904)
-                    let var0 := addmod(a_6, f_1, R)
-                    let var1 := mulmod(var0, var0, R)
-                    let var2 := mulmod(var1, var1, R)
-                    let var3 := mulmod(var2, var0, R)
-                    let a_8 := calldataload(0x0824)
-                    let var4 := sub(R, a_8)
-                    let var5 := addmod(var3, var4, R)
-                    let var6 := mulmod(f_12, var5, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var6, r)
-                }
-                {
-                    let f_12 := calldataload(0x0a24)
-                    let a_8 := calldataload(0x0824)
-                    let var0 := mulmod(a_8, 0x66f6f85d6f68a85ec10345351a23a3aaf07f38af8c952a7bceca70bd2af7ad5, R)
-                    let a_7 := calldataload(0x07c4)
-                    let f_2 := calldataload(0x0924)
-                    let var1 := addmod(a_7, f_2, R)
-                    let var2 := mulmod(var1, 0x2b9d4b4110c9ae997782e1509b1d0fdb20a7c02bbd8bea7305462b9f8125b1e8, R)
-                    let var3 := addmod(var0, var2, R)
-                    let f_3 := calldataload(0x08c4)
-                    let var4 := addmod(var3, f_3, R)
-                    let var5 := mulmod(var4, var4, R)
-                    let var6 := mulmod(var5, var5, R)
-                    let var7 := mulmod(var6, var4, R)
-                    let a_6_next_1 := calldataload(0x07e4)
-                    let var8 := mulmod(a_6_next_1, 0x13abec390ada7f4370819ab1c7846f210554569d9b29d1ea8dbebd0fa8c53e66, R)
-                    let a_7_next_1 := calldataload(0x0804)
-                    let var9 := mulmod(a_7_next_1, 0x1eb9e1dc19a33a624c9862a1d97d1510bd521ead5dfe0345aaf6185b1a1e60fe, R)
-                    let var10 := addmod(var8, var9, R)
-                    let var11 := sub(R, var10)
-                    let var12 := addmod(var7, var11, R)
-                    let var13 := mulmod(f_12, var12, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var13, r)
-                }
-                {
-                    let f_12 := calldataload(0x0a24)
-                    let a_8 := calldataload(0x0824)
-                    let var0 := mulmod(a_8, 0xcc57cdbb08507d62bf67a4493cc262fb6c09d557013fff1f573f431221f8ff9, R)
-                    let a_7 := calldataload(0x07c4)
-                    let f_2 := calldataload(0x0924)
-                    let var1 := addmod(a_7, f_2, R)
-                    let var2 := mulmod(var1, 0x1274e649a32ed355a31a6ed69724e1adade857e86eb5c3a121bcd147943203c8, R)
-                    let var3 := addmod(var0, var2, R)
-                    let f_4 := calldataload(0x08e4)
-                    let var4 := addmod(var3, f_4, R)
-                    let a_6_next_1 := calldataload(0x07e4)
-                    let var5 := mulmod(a_6_next_1, 0xfc1c9394db89bb2601abc49fdad4f038ce5169030a2ad69763f7875036bcb02, R)
-                    let a_7_next_1 := calldataload(0x0804)
-                    let var6 := mulmod(a_7_next_1, 0x16a9e98c493a902b9502054edc03e7b22b7eac34345961bc8abced6bd147c8be, R)
-                    let var7 := addmod(var5, var6, R)
+                    let f_7 := calldataload(0x07a4)
+                    let var0 := 0x2
+                    let var1 := sub(R, f_7)
+                    let var2 := addmod(var0, var1, R)
+                    let var3 := mulmod(f_7, var2, R)
+                    let var4 := 0x3
+                    let var5 := addmod(var4, var1, R)
+                    let var6 := mulmod(var3, var5, R)
+                    let a_4 := calldataload(0x0664)
+                    let a_0 := calldataload(0x05e4)
+                    let a_2 := calldataload(0x0624)
+                    let var7 := addmod(a_0, a_2, R)
                     let var8 := sub(R, var7)
-                    let var9 := addmod(var4, var8, R)
-                    let var10 := mulmod(f_12, var9, R)
+                    let var9 := addmod(a_4, var8, R)
+                    let var10 := mulmod(var6, var9, R)
+                    quotient_eval_numer := var10
+                }
+                {
+                    let f_8 := calldataload(0x07c4)
+                    let var0 := 0x2
+                    let var1 := sub(R, f_8)
+                    let var2 := addmod(var0, var1, R)
+                    let var3 := mulmod(f_8, var2, R)
+                    let var4 := 0x3
+                    let var5 := addmod(var4, var1, R)
+                    let var6 := mulmod(var3, var5, R)
+                    let a_5 := calldataload(0x0684)
+                    let a_1 := calldataload(0x0604)
+                    let a_3 := calldataload(0x0644)
+                    let var7 := addmod(a_1, a_3, R)
+                    let var8 := sub(R, var7)
+                    let var9 := addmod(a_5, var8, R)
+                    let var10 := mulmod(var6, var9, R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var10, r)
                 }
                 {
-                    let f_13 := calldataload(0x0a44)
-                    let var0 := 0x2
-                    let var1 := sub(R, f_13)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_13, var2, R)
-                    let var4 := 0x3
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_6_prev_1 := calldataload(0x0864)
-                    let a_6 := calldataload(0x07a4)
-                    let var10 := addmod(a_6_prev_1, a_6, R)
-                    let a_6_next_1 := calldataload(0x07e4)
-                    let var11 := sub(R, a_6_next_1)
-                    let var12 := addmod(var10, var11, R)
-                    let var13 := mulmod(var9, var12, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var13, r)
-                }
-                {
-                    let f_13 := calldataload(0x0a44)
-                    let var0 := 0x2
-                    let var1 := sub(R, f_13)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_13, var2, R)
-                    let var4 := 0x3
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_7_prev_1 := calldataload(0x0844)
-                    let a_7_next_1 := calldataload(0x0804)
-                    let var10 := sub(R, a_7_next_1)
-                    let var11 := addmod(a_7_prev_1, var10, R)
-                    let var12 := mulmod(var9, var11, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var12, r)
-                }
-                {
-                    let f_13 := calldataload(0x0a44)
+                    let f_7 := calldataload(0x07a4)
                     let var0 := 0x1
-                    let var1 := sub(R, f_13)
+                    let var1 := sub(R, f_7)
                     let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_13, var2, R)
-                    let var4 := 0x3
+                    let var3 := mulmod(f_7, var2, R)
+                    let var4 := 0x2
                     let var5 := addmod(var4, var1, R)
                     let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_0 := calldataload(0x06e4)
-                    let a_2 := calldataload(0x0724)
-                    let var10 := addmod(a_0, a_2, R)
-                    let var11 := sub(R, var10)
-                    let var12 := addmod(a_4, var11, R)
-                    let var13 := mulmod(var9, var12, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var13, r)
+                    let a_4 := calldataload(0x0664)
+                    let a_0 := calldataload(0x05e4)
+                    let a_2 := calldataload(0x0624)
+                    let var7 := mulmod(a_0, a_2, R)
+                    let var8 := sub(R, var7)
+                    let var9 := addmod(a_4, var8, R)
+                    let var10 := mulmod(var6, var9, R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var10, r)
                 }
                 {
-                    let f_14 := calldataload(0x0a64)
+                    let f_8 := calldataload(0x07c4)
                     let var0 := 0x1
-                    let var1 := sub(R, f_14)
+                    let var1 := sub(R, f_8)
                     let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_14, var2, R)
-                    let var4 := 0x3
+                    let var3 := mulmod(f_8, var2, R)
+                    let var4 := 0x2
                     let var5 := addmod(var4, var1, R)
                     let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_5 := calldataload(0x0784)
-                    let a_1 := calldataload(0x0704)
-                    let a_3 := calldataload(0x0744)
-                    let var10 := addmod(a_1, a_3, R)
-                    let var11 := sub(R, var10)
-                    let var12 := addmod(a_5, var11, R)
-                    let var13 := mulmod(var9, var12, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var13, r)
-                }
-                {
-                    let f_14 := calldataload(0x0a64)
-                    let var0 := 0x2
-                    let var1 := sub(R, f_14)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_14, var2, R)
-                    let var4 := 0x3
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_0 := calldataload(0x06e4)
-                    let a_2 := calldataload(0x0724)
-                    let var10 := mulmod(a_0, a_2, R)
-                    let var11 := sub(R, var10)
-                    let var12 := addmod(a_4, var11, R)
-                    let var13 := mulmod(var9, var12, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var13, r)
-                }
-                {
-                    let f_15 := calldataload(0x0a84)
-                    let var0 := 0x2
-                    let var1 := sub(R, f_15)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_15, var2, R)
-                    let var4 := 0x3
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let a_5 := calldataload(0x0784)
-                    let a_1 := calldataload(0x0704)
-                    let a_3 := calldataload(0x0744)
+                    let a_5 := calldataload(0x0684)
+                    let a_1 := calldataload(0x0604)
+                    let a_3 := calldataload(0x0644)
                     let var7 := mulmod(a_1, a_3, R)
                     let var8 := sub(R, var7)
                     let var9 := addmod(a_5, var8, R)
@@ -752,67 +580,61 @@ contract Halo2Verifier {
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var10, r)
                 }
                 {
-                    let f_13 := calldataload(0x0a44)
+                    let f_7 := calldataload(0x07a4)
                     let var0 := 0x1
-                    let var1 := sub(R, f_13)
+                    let var1 := sub(R, f_7)
                     let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_13, var2, R)
-                    let var4 := 0x2
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_0 := calldataload(0x06e4)
-                    let a_2 := calldataload(0x0724)
-                    let var10 := sub(R, a_2)
-                    let var11 := addmod(a_0, var10, R)
-                    let var12 := sub(R, var11)
-                    let var13 := addmod(a_4, var12, R)
-                    let var14 := mulmod(var9, var13, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var14, r)
-                }
-                {
-                    let f_14 := calldataload(0x0a64)
-                    let var0 := 0x1
-                    let var1 := sub(R, f_14)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_14, var2, R)
-                    let var4 := 0x2
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x4
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_5 := calldataload(0x0784)
-                    let a_1 := calldataload(0x0704)
-                    let a_3 := calldataload(0x0744)
-                    let var10 := sub(R, a_3)
-                    let var11 := addmod(a_1, var10, R)
-                    let var12 := sub(R, var11)
-                    let var13 := addmod(a_5, var12, R)
-                    let var14 := mulmod(var9, var13, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var14, r)
-                }
-                {
-                    let f_15 := calldataload(0x0a84)
-                    let var0 := 0x1
-                    let var1 := sub(R, f_15)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_15, var2, R)
+                    let var3 := mulmod(f_7, var2, R)
                     let var4 := 0x3
                     let var5 := addmod(var4, var1, R)
                     let var6 := mulmod(var3, var5, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_4_prev_1 := calldataload(0x0884)
+                    let a_4 := calldataload(0x0664)
+                    let a_0 := calldataload(0x05e4)
+                    let a_2 := calldataload(0x0624)
+                    let var7 := sub(R, a_2)
+                    let var8 := addmod(a_0, var7, R)
+                    let var9 := sub(R, var8)
+                    let var10 := addmod(a_4, var9, R)
+                    let var11 := mulmod(var6, var10, R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var11, r)
+                }
+                {
+                    let f_8 := calldataload(0x07c4)
+                    let var0 := 0x1
+                    let var1 := sub(R, f_8)
+                    let var2 := addmod(var0, var1, R)
+                    let var3 := mulmod(f_8, var2, R)
+                    let var4 := 0x3
+                    let var5 := addmod(var4, var1, R)
+                    let var6 := mulmod(var3, var5, R)
+                    let a_5 := calldataload(0x0684)
+                    let a_1 := calldataload(0x0604)
+                    let a_3 := calldataload(0x0644)
+                    let var7 := sub(R, a_3)
+                    let var8 := addmod(a_1, var7, R)
+                    let var9 := sub(R, var8)
+                    let var10 := addmod(a_5, var9, R)
+                    let var11 := mulmod(var6, var10, R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var11, r)
+                }
+                {
+                    let f_9 := calldataload(0x07e4)
+                    let var0 := 0x1
+                    let var1 := sub(R, f_9)
+                    let var2 := addmod(var0, var1, R)
+                    let var3 := mulmod(f_9, var2, R)
+                    let var4 := 0x3
+                    let var5 := addmod(var4, var1, R)
+                    let var6 := mulmod(var3, var5, R)
+                    let a_4 := calldataload(0x0664)
+                    let a_4_prev_1 := calldataload(0x06a4)
                     let var7 := 0x0
-                    let a_0 := calldataload(0x06e4)
-                    let a_2 := calldataload(0x0724)
+                    let a_0 := calldataload(0x05e4)
+                    let a_2 := calldataload(0x0624)
                     let var8 := mulmod(a_0, a_2, R)
                     let var9 := addmod(var7, var8, R)
-                    let a_1 := calldataload(0x0704)
-                    let a_3 := calldataload(0x0744)
+                    let a_1 := calldataload(0x0604)
+                    let a_3 := calldataload(0x0644)
                     let var10 := mulmod(a_1, a_3, R)
                     let var11 := addmod(var9, var10, R)
                     let var12 := addmod(a_4_prev_1, var11, R)
@@ -822,104 +644,92 @@ contract Halo2Verifier {
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var15, r)
                 }
                 {
-                    let f_14 := calldataload(0x0a64)
-                    let var0 := 0x1
-                    let var1 := sub(R, f_14)
+                    let f_9 := calldataload(0x07e4)
+                    let var0 := 0x2
+                    let var1 := sub(R, f_9)
                     let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_14, var2, R)
-                    let var4 := 0x2
+                    let var3 := mulmod(f_9, var2, R)
+                    let var4 := 0x3
                     let var5 := addmod(var4, var1, R)
                     let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x3
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_4 := calldataload(0x0764)
-                    let var10 := 0x0
-                    let a_0 := calldataload(0x06e4)
-                    let a_2 := calldataload(0x0724)
-                    let var11 := mulmod(a_0, a_2, R)
-                    let var12 := addmod(var10, var11, R)
-                    let a_1 := calldataload(0x0704)
-                    let a_3 := calldataload(0x0744)
-                    let var13 := mulmod(a_1, a_3, R)
-                    let var14 := addmod(var12, var13, R)
-                    let var15 := sub(R, var14)
-                    let var16 := addmod(a_4, var15, R)
-                    let var17 := mulmod(var9, var16, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var17, r)
-                }
-                {
-                    let f_13 := calldataload(0x0a44)
-                    let var0 := 0x1
-                    let var1 := sub(R, f_13)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_13, var2, R)
-                    let var4 := 0x2
-                    let var5 := addmod(var4, var1, R)
-                    let var6 := mulmod(var3, var5, R)
-                    let var7 := 0x3
-                    let var8 := addmod(var7, var1, R)
-                    let var9 := mulmod(var6, var8, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_2 := calldataload(0x0724)
-                    let var10 := mulmod(var0, a_2, R)
-                    let a_3 := calldataload(0x0744)
-                    let var11 := mulmod(var10, a_3, R)
+                    let a_4 := calldataload(0x0664)
+                    let var7 := 0x0
+                    let a_0 := calldataload(0x05e4)
+                    let a_2 := calldataload(0x0624)
+                    let var8 := mulmod(a_0, a_2, R)
+                    let var9 := addmod(var7, var8, R)
+                    let a_1 := calldataload(0x0604)
+                    let a_3 := calldataload(0x0644)
+                    let var10 := mulmod(a_1, a_3, R)
+                    let var11 := addmod(var9, var10, R)
                     let var12 := sub(R, var11)
                     let var13 := addmod(a_4, var12, R)
-                    let var14 := mulmod(var9, var13, R)
+                    let var14 := mulmod(var6, var13, R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var14, r)
                 }
                 {
-                    let f_15 := calldataload(0x0a84)
+                    let f_9 := calldataload(0x07e4)
                     let var0 := 0x1
-                    let var1 := sub(R, f_15)
+                    let var1 := sub(R, f_9)
                     let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_15, var2, R)
+                    let var3 := mulmod(f_9, var2, R)
                     let var4 := 0x2
                     let var5 := addmod(var4, var1, R)
                     let var6 := mulmod(var3, var5, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_4_prev_1 := calldataload(0x0884)
-                    let a_2 := calldataload(0x0724)
+                    let a_4 := calldataload(0x0664)
+                    let a_2 := calldataload(0x0624)
                     let var7 := mulmod(var0, a_2, R)
-                    let a_3 := calldataload(0x0744)
+                    let a_3 := calldataload(0x0644)
                     let var8 := mulmod(var7, a_3, R)
-                    let var9 := mulmod(a_4_prev_1, var8, R)
-                    let var10 := sub(R, var9)
-                    let var11 := addmod(a_4, var10, R)
-                    let var12 := mulmod(var6, var11, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var12, r)
+                    let var9 := sub(R, var8)
+                    let var10 := addmod(a_4, var9, R)
+                    let var11 := mulmod(var6, var10, R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var11, r)
                 }
                 {
-                    let f_16 := calldataload(0x0aa4)
-                    let var0 := 0x1
-                    let var1 := sub(R, f_16)
-                    let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_16, var2, R)
-                    let a_4 := calldataload(0x0764)
-                    let var4 := 0x0
-                    let a_2 := calldataload(0x0724)
-                    let var5 := addmod(var4, a_2, R)
-                    let a_3 := calldataload(0x0744)
-                    let var6 := addmod(var5, a_3, R)
-                    let var7 := sub(R, var6)
-                    let var8 := addmod(a_4, var7, R)
-                    let var9 := mulmod(var3, var8, R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var9, r)
-                }
-                {
-                    let f_16 := calldataload(0x0aa4)
+                    let f_10 := calldataload(0x0804)
                     let var0 := 0x2
-                    let var1 := sub(R, f_16)
+                    let var1 := sub(R, f_10)
                     let var2 := addmod(var0, var1, R)
-                    let var3 := mulmod(f_16, var2, R)
-                    let a_4 := calldataload(0x0764)
-                    let a_4_prev_1 := calldataload(0x0884)
+                    let var3 := mulmod(f_10, var2, R)
+                    let a_4 := calldataload(0x0664)
+                    let a_4_prev_1 := calldataload(0x06a4)
+                    let var4 := 0x1
+                    let a_2 := calldataload(0x0624)
+                    let var5 := mulmod(var4, a_2, R)
+                    let a_3 := calldataload(0x0644)
+                    let var6 := mulmod(var5, a_3, R)
+                    let var7 := mulmod(a_4_prev_1, var6, R)
+                    let var8 := sub(R, var7)
+                    let var9 := addmod(a_4, var8, R)
+                    let var10 := mulmod(var3, var9, R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var10, r)
+                }
+                {
+                    let f_11 := calldataload(0x0824)
+                    let a_4 := calldataload(0x0664)
+                    let var0 := 0x0
+                    let a_2 := calldataload(0x0624)
+                    let var1 := addmod(var0, a_2, R)
+                    let a_3 := calldataload(0x0644)
+                    let var2 := addmod(var1, a_3, R)
+                    let var3 := sub(R, var2)
+                    let var4 := addmod(a_4, var3, R)
+                    let var5 := mulmod(f_11, var4, R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var5, r)
+                }
+                {
+                    let f_10 := calldataload(0x0804)
+                    let var0 := 0x1
+                    let var1 := sub(R, f_10)
+                    let var2 := addmod(var0, var1, R)
+                    let var3 := mulmod(f_10, var2, R)
+                    let a_4 := calldataload(0x0664)
+                    let a_4_prev_1 := calldataload(0x06a4)
                     let var4 := 0x0
-                    let a_2 := calldataload(0x0724)
+                    let a_2 := calldataload(0x0624)
                     let var5 := addmod(var4, a_2, R)
-                    let a_3 := calldataload(0x0744)
+                    let a_3 := calldataload(0x0644)
                     let var6 := addmod(var5, a_3, R)
                     let var7 := addmod(a_4_prev_1, var6, R)
                     let var8 := sub(R, var7)
@@ -928,64 +738,61 @@ contract Halo2Verifier {
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var10, r)
                 }
                 {
-                    let f_7 := calldataload(0x0984)
+                    let f_3 := calldataload(0x0724)
                     let var0 := 0x0
-                    let var1 := mulmod(f_7, var0, R)
+                    let var1 := mulmod(f_3, var0, R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var1, r)
                 }
                 {
-                    let f_8 := calldataload(0x09a4)
+                    let f_4 := calldataload(0x0744)
                     let var0 := 0x0
-                    let var1 := mulmod(f_8, var0, R)
+                    let var1 := mulmod(f_4, var0, R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var1, r)
                 }
                 {
-                    let f_9 := calldataload(0x09c4)
+                    let f_5 := calldataload(0x0764)
                     let var0 := 0x0
-                    let var1 := mulmod(f_9, var0, R)
+                    let var1 := mulmod(f_5, var0, R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var1, r)
                 }
                 {
-                    let f_10 := calldataload(0x09e4)
+                    let f_6 := calldataload(0x0784)
                     let var0 := 0x0
-                    let var1 := mulmod(f_10, var0, R)
+                    let var1 := mulmod(f_6, var0, R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), var1, r)
                 }
                 {
                     let l_0 := mload(L_0_MPTR)
-                    let eval := addmod(l_0, sub(R, mulmod(l_0, calldataload(0x0c64), R)), R)
+                    let eval := addmod(l_0, sub(R, mulmod(l_0, calldataload(0x0964), R)), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
-                    let perm_z_last := calldataload(0x0d24)
+                    let perm_z_last := calldataload(0x0a24)
                     let eval := mulmod(mload(L_LAST_MPTR), addmod(mulmod(perm_z_last, perm_z_last, R), sub(R, perm_z_last), R), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
-                    let eval := mulmod(mload(L_0_MPTR), addmod(calldataload(0x0cc4), sub(R, calldataload(0x0ca4)), R), R)
+                    let eval := mulmod(mload(L_0_MPTR), addmod(calldataload(0x09c4), sub(R, calldataload(0x09a4)), R), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
-                    let eval := mulmod(mload(L_0_MPTR), addmod(calldataload(0x0d24), sub(R, calldataload(0x0d04)), R), R)
+                    let eval := mulmod(mload(L_0_MPTR), addmod(calldataload(0x0a24), sub(R, calldataload(0x0a04)), R), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
                     let gamma := mload(GAMMA_MPTR)
                     let beta := mload(BETA_MPTR)
-                    let lhs := calldataload(0x0c84)
-                    let rhs := calldataload(0x0c64)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x06e4), mulmod(beta, calldataload(0x0ae4), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0704), mulmod(beta, calldataload(0x0b04), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0724), mulmod(beta, calldataload(0x0b24), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0744), mulmod(beta, calldataload(0x0b44), R), R), gamma, R), R)
+                    let lhs := calldataload(0x0984)
+                    let rhs := calldataload(0x0964)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x05e4), mulmod(beta, calldataload(0x0864), R), R), gamma, R), R)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0604), mulmod(beta, calldataload(0x0884), R), R), gamma, R), R)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0624), mulmod(beta, calldataload(0x08a4), R), R), gamma, R), R)
                     mstore(0x00, mulmod(beta, mload(X_MPTR), R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x06e4), mload(0x00), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x05e4), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0704), mload(0x00), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0604), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0724), mload(0x00), R), gamma, R), R)
-                    mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0744), mload(0x00), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0624), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
                     let left_sub_right := addmod(lhs, sub(R, rhs), R)
                     let eval := addmod(left_sub_right, sub(R, mulmod(left_sub_right, addmod(mload(L_LAST_MPTR), mload(L_BLIND_MPTR), R), R)), R)
@@ -994,19 +801,16 @@ contract Halo2Verifier {
                 {
                     let gamma := mload(GAMMA_MPTR)
                     let beta := mload(BETA_MPTR)
-                    let lhs := calldataload(0x0ce4)
-                    let rhs := calldataload(0x0cc4)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0764), mulmod(beta, calldataload(0x0b64), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0784), mulmod(beta, calldataload(0x0b84), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x08a4), mulmod(beta, calldataload(0x0ba4), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x07a4), mulmod(beta, calldataload(0x0bc4), R), R), gamma, R), R)
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0764), mload(0x00), R), gamma, R), R)
+                    let lhs := calldataload(0x09e4)
+                    let rhs := calldataload(0x09c4)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0644), mulmod(beta, calldataload(0x08c4), R), R), gamma, R), R)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0664), mulmod(beta, calldataload(0x08e4), R), R), gamma, R), R)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x0684), mulmod(beta, calldataload(0x0904), R), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0644), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0784), mload(0x00), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0664), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x08a4), mload(0x00), R), gamma, R), R)
-                    mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x07a4), mload(0x00), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x0684), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
                     let left_sub_right := addmod(lhs, sub(R, rhs), R)
                     let eval := addmod(left_sub_right, sub(R, mulmod(left_sub_right, addmod(mload(L_LAST_MPTR), mload(L_BLIND_MPTR), R), R)), R)
@@ -1015,31 +819,25 @@ contract Halo2Verifier {
                 {
                     let gamma := mload(GAMMA_MPTR)
                     let beta := mload(BETA_MPTR)
-                    let lhs := calldataload(0x0d44)
-                    let rhs := calldataload(0x0d24)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x07c4), mulmod(beta, calldataload(0x0be4), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x08c4), mulmod(beta, calldataload(0x0c04), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(mload(INSTANCE_EVAL_MPTR), mulmod(beta, calldataload(0x0c24), R), R), gamma, R), R)
-                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x08e4), mulmod(beta, calldataload(0x0c44), R), R), gamma, R), R)
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x07c4), mload(0x00), R), gamma, R), R)
-                    mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x08c4), mload(0x00), R), gamma, R), R)
+                    let lhs := calldataload(0x0a44)
+                    let rhs := calldataload(0x0a24)
+                    lhs := mulmod(lhs, addmod(addmod(calldataload(0x06c4), mulmod(beta, calldataload(0x0924), R), R), gamma, R), R)
+                    lhs := mulmod(lhs, addmod(addmod(mload(INSTANCE_EVAL_MPTR), mulmod(beta, calldataload(0x0944), R), R), gamma, R), R)
+                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x06c4), mload(0x00), R), gamma, R), R)
                     mstore(0x00, mulmod(mload(0x00), DELTA, R))
                     rhs := mulmod(rhs, addmod(addmod(mload(INSTANCE_EVAL_MPTR), mload(0x00), R), gamma, R), R)
-                    mstore(0x00, mulmod(mload(0x00), DELTA, R))
-                    rhs := mulmod(rhs, addmod(addmod(calldataload(0x08e4), mload(0x00), R), gamma, R), R)
                     let left_sub_right := addmod(lhs, sub(R, rhs), R)
                     let eval := addmod(left_sub_right, sub(R, mulmod(left_sub_right, addmod(mload(L_LAST_MPTR), mload(L_BLIND_MPTR), R), R)), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
                     let l_0 := mload(L_0_MPTR)
-                    let eval := mulmod(l_0, calldataload(0x0d64), R)
+                    let eval := mulmod(l_0, calldataload(0x0a64), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
                     let l_last := mload(L_LAST_MPTR)
-                    let eval := mulmod(l_last, calldataload(0x0d64), R)
+                    let eval := mulmod(l_last, calldataload(0x0a64), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
@@ -1047,106 +845,16 @@ contract Halo2Verifier {
                     let beta := mload(BETA_MPTR)
                     let table
                     {
-                        let f_5 := calldataload(0x0944)
-                        table := f_5
+                        let f_1 := calldataload(0x06e4)
+                        table := f_1
                         table := addmod(table, beta, R)
                     }
                     let input_0
                     {
-                        let f_7 := calldataload(0x0984)
+                        let f_3 := calldataload(0x0724)
                         let var0 := 0x1
-                        let var1 := mulmod(f_7, var0, R)
-                        let a_0 := calldataload(0x06e4)
-                        let var2 := mulmod(var1, a_0, R)
-                        let var3 := sub(R, var1)
-                        let var4 := addmod(var0, var3, R)
-                        let var5 := 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000000
-                        let var6 := mulmod(var4, var5, R)
-                        let var7 := addmod(var2, var6, R)
-                        input_0 := var7
-                        input_0 := addmod(input_0, beta, R)
-                    }
-                    let lhs
-                    let rhs
-                    rhs := table
-                    {
-                        let tmp := input_0
-                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0da4), tmp, R)), R)
-                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0d84), sub(R, calldataload(0x0d64)), R), R)
-                    }
-                    let eval := mulmod(addmod(1, sub(R, addmod(mload(L_BLIND_MPTR), mload(L_LAST_MPTR), R)), R), addmod(lhs, sub(R, rhs), R), R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
-                }
-                {
-                    let l_0 := mload(L_0_MPTR)
-                    let eval := mulmod(l_0, calldataload(0x0dc4), R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
-                }
-                {
-                    let l_last := mload(L_LAST_MPTR)
-                    let eval := mulmod(l_last, calldataload(0x0dc4), R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
-                }
-                {
-                    let theta := mload(THETA_MPTR)
-                    let beta := mload(BETA_MPTR)
-                    let table
-                    {
-                        let f_5 := calldataload(0x0944)
-                        table := f_5
-                        table := addmod(table, beta, R)
-                    }
-                    let input_0
-                    {
-                        let f_8 := calldataload(0x09a4)
-                        let var0 := 0x1
-                        let var1 := mulmod(f_8, var0, R)
-                        let a_1 := calldataload(0x0704)
-                        let var2 := mulmod(var1, a_1, R)
-                        let var3 := sub(R, var1)
-                        let var4 := addmod(var0, var3, R)
-                        let var5 := 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000000
-                        let var6 := mulmod(var4, var5, R)
-                        let var7 := addmod(var2, var6, R)
-                        input_0 := var7
-                        input_0 := addmod(input_0, beta, R)
-                    }
-                    let lhs
-                    let rhs
-                    rhs := table
-                    {
-                        let tmp := input_0
-                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0e04), tmp, R)), R)
-                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0de4), sub(R, calldataload(0x0dc4)), R), R)
-                    }
-                    let eval := mulmod(addmod(1, sub(R, addmod(mload(L_BLIND_MPTR), mload(L_LAST_MPTR), R)), R), addmod(lhs, sub(R, rhs), R), R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
-                }
-                {
-                    let l_0 := mload(L_0_MPTR)
-                    let eval := mulmod(l_0, calldataload(0x0e24), R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
-                }
-                {
-                    let l_last := mload(L_LAST_MPTR)
-                    let eval := mulmod(l_last, calldataload(0x0e24), R)
-                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
-                }
-                {
-                    let theta := mload(THETA_MPTR)
-                    let beta := mload(BETA_MPTR)
-                    let table
-                    {
-                        let f_6 := calldataload(0x0964)
-                        table := f_6
-                        table := addmod(table, beta, R)
-                    }
-                    let input_0
-                    {
-                        let f_9 := calldataload(0x09c4)
-                        let var0 := 0x1
-                        let var1 := mulmod(f_9, var0, R)
-                        let a_0 := calldataload(0x06e4)
+                        let var1 := mulmod(f_3, var0, R)
+                        let a_0 := calldataload(0x05e4)
                         let var2 := mulmod(var1, a_0, R)
                         let var3 := sub(R, var1)
                         let var4 := addmod(var0, var3, R)
@@ -1161,20 +869,20 @@ contract Halo2Verifier {
                     rhs := table
                     {
                         let tmp := input_0
-                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0e64), tmp, R)), R)
-                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0e44), sub(R, calldataload(0x0e24)), R), R)
+                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0aa4), tmp, R)), R)
+                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0a84), sub(R, calldataload(0x0a64)), R), R)
                     }
                     let eval := mulmod(addmod(1, sub(R, addmod(mload(L_BLIND_MPTR), mload(L_LAST_MPTR), R)), R), addmod(lhs, sub(R, rhs), R), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
                     let l_0 := mload(L_0_MPTR)
-                    let eval := mulmod(l_0, calldataload(0x0e84), R)
+                    let eval := mulmod(l_0, calldataload(0x0ac4), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
                     let l_last := mload(L_LAST_MPTR)
-                    let eval := mulmod(l_last, calldataload(0x0e84), R)
+                    let eval := mulmod(l_last, calldataload(0x0ac4), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
                 }
                 {
@@ -1182,16 +890,16 @@ contract Halo2Verifier {
                     let beta := mload(BETA_MPTR)
                     let table
                     {
-                        let f_6 := calldataload(0x0964)
-                        table := f_6
+                        let f_1 := calldataload(0x06e4)
+                        table := f_1
                         table := addmod(table, beta, R)
                     }
                     let input_0
                     {
-                        let f_10 := calldataload(0x09e4)
+                        let f_4 := calldataload(0x0744)
                         let var0 := 0x1
-                        let var1 := mulmod(f_10, var0, R)
-                        let a_1 := calldataload(0x0704)
+                        let var1 := mulmod(f_4, var0, R)
+                        let a_1 := calldataload(0x0604)
                         let var2 := mulmod(var1, a_1, R)
                         let var3 := sub(R, var1)
                         let var4 := addmod(var0, var3, R)
@@ -1206,8 +914,98 @@ contract Halo2Verifier {
                     rhs := table
                     {
                         let tmp := input_0
-                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0ec4), tmp, R)), R)
-                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0ea4), sub(R, calldataload(0x0e84)), R), R)
+                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0b04), tmp, R)), R)
+                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0ae4), sub(R, calldataload(0x0ac4)), R), R)
+                    }
+                    let eval := mulmod(addmod(1, sub(R, addmod(mload(L_BLIND_MPTR), mload(L_LAST_MPTR), R)), R), addmod(lhs, sub(R, rhs), R), R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
+                }
+                {
+                    let l_0 := mload(L_0_MPTR)
+                    let eval := mulmod(l_0, calldataload(0x0b24), R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
+                }
+                {
+                    let l_last := mload(L_LAST_MPTR)
+                    let eval := mulmod(l_last, calldataload(0x0b24), R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
+                }
+                {
+                    let theta := mload(THETA_MPTR)
+                    let beta := mload(BETA_MPTR)
+                    let table
+                    {
+                        let f_2 := calldataload(0x0704)
+                        table := f_2
+                        table := addmod(table, beta, R)
+                    }
+                    let input_0
+                    {
+                        let f_5 := calldataload(0x0764)
+                        let var0 := 0x1
+                        let var1 := mulmod(f_5, var0, R)
+                        let a_0 := calldataload(0x05e4)
+                        let var2 := mulmod(var1, a_0, R)
+                        let var3 := sub(R, var1)
+                        let var4 := addmod(var0, var3, R)
+                        let var5 := 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000000
+                        let var6 := mulmod(var4, var5, R)
+                        let var7 := addmod(var2, var6, R)
+                        input_0 := var7
+                        input_0 := addmod(input_0, beta, R)
+                    }
+                    let lhs
+                    let rhs
+                    rhs := table
+                    {
+                        let tmp := input_0
+                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0b64), tmp, R)), R)
+                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0b44), sub(R, calldataload(0x0b24)), R), R)
+                    }
+                    let eval := mulmod(addmod(1, sub(R, addmod(mload(L_BLIND_MPTR), mload(L_LAST_MPTR), R)), R), addmod(lhs, sub(R, rhs), R), R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
+                }
+                {
+                    let l_0 := mload(L_0_MPTR)
+                    let eval := mulmod(l_0, calldataload(0x0b84), R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
+                }
+                {
+                    let l_last := mload(L_LAST_MPTR)
+                    let eval := mulmod(l_last, calldataload(0x0b84), R)
+                    quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
+                }
+                {
+                    let theta := mload(THETA_MPTR)
+                    let beta := mload(BETA_MPTR)
+                    let table
+                    {
+                        let f_2 := calldataload(0x0704)
+                        table := f_2
+                        table := addmod(table, beta, R)
+                    }
+                    let input_0
+                    {
+                        let f_6 := calldataload(0x0784)
+                        let var0 := 0x1
+                        let var1 := mulmod(f_6, var0, R)
+                        let a_1 := calldataload(0x0604)
+                        let var2 := mulmod(var1, a_1, R)
+                        let var3 := sub(R, var1)
+                        let var4 := addmod(var0, var3, R)
+                        let var5 := 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000000
+                        let var6 := mulmod(var4, var5, R)
+                        let var7 := addmod(var2, var6, R)
+                        input_0 := var7
+                        input_0 := addmod(input_0, beta, R)
+                    }
+                    let lhs
+                    let rhs
+                    rhs := table
+                    {
+                        let tmp := input_0
+                        rhs := addmod(rhs, sub(R, mulmod(calldataload(0x0bc4), tmp, R)), R)
+                        lhs := mulmod(mulmod(table, tmp, R), addmod(calldataload(0x0ba4), sub(R, calldataload(0x0b84)), R), R)
                     }
                     let eval := mulmod(addmod(1, sub(R, addmod(mload(L_BLIND_MPTR), mload(L_LAST_MPTR), R)), R), addmod(lhs, sub(R, rhs), R), R)
                     quotient_eval_numer := addmod(mulmod(quotient_eval_numer, y, r), eval, r)
@@ -1247,24 +1045,24 @@ contract Halo2Verifier {
                     let omega := mload(OMEGA_MPTR)
                     let omega_inv := mload(OMEGA_INV_MPTR)
                     let x_pow_of_omega := mulmod(x, omega, R)
-                    mstore(0x0420, x_pow_of_omega)
-                    mstore(0x0400, x)
+                    mstore(0x0360, x_pow_of_omega)
+                    mstore(0x0340, x)
                     x_pow_of_omega := mulmod(x, omega_inv, R)
-                    mstore(0x03e0, x_pow_of_omega)
+                    mstore(0x0320, x_pow_of_omega)
                     x_pow_of_omega := mulmod(x_pow_of_omega, omega_inv, R)
                     x_pow_of_omega := mulmod(x_pow_of_omega, omega_inv, R)
                     x_pow_of_omega := mulmod(x_pow_of_omega, omega_inv, R)
                     x_pow_of_omega := mulmod(x_pow_of_omega, omega_inv, R)
                     x_pow_of_omega := mulmod(x_pow_of_omega, omega_inv, R)
-                    mstore(0x03c0, x_pow_of_omega)
+                    mstore(0x0300, x_pow_of_omega)
                 }
                 {
                     let mu := mload(MU_MPTR)
                     for
                         {
-                            let mptr := 0x0440
-                            let mptr_end := 0x04c0
-                            let point_mptr := 0x03c0
+                            let mptr := 0x0380
+                            let mptr_end := 0x0400
+                            let point_mptr := 0x0300
                         }
                         lt(mptr, mptr_end)
                         {
@@ -1275,98 +1073,78 @@ contract Halo2Verifier {
                         mstore(mptr, addmod(mu, sub(R, mload(point_mptr)), R))
                     }
                     let s
-                    s := mload(0x0480)
-                    mstore(0x04c0, s)
+                    s := mload(0x03c0)
+                    mstore(0x0400, s)
                     let diff
-                    diff := mload(0x0440)
-                    diff := mulmod(diff, mload(0x0460), R)
-                    diff := mulmod(diff, mload(0x04a0), R)
-                    mstore(0x04e0, diff)
+                    diff := mload(0x0380)
+                    diff := mulmod(diff, mload(0x03a0), R)
+                    diff := mulmod(diff, mload(0x03e0), R)
+                    mstore(0x0420, diff)
                     mstore(0x00, diff)
-                    diff := mload(0x0440)
-                    diff := mulmod(diff, mload(0x04a0), R)
-                    mstore(0x0500, diff)
-                    diff := mload(0x0440)
-                    mstore(0x0520, diff)
-                    diff := mload(0x0460)
-                    mstore(0x0540, diff)
-                    diff := mload(0x0440)
-                    diff := mulmod(diff, mload(0x0460), R)
-                    mstore(0x0560, diff)
+                    diff := mload(0x0380)
+                    diff := mulmod(diff, mload(0x03e0), R)
+                    mstore(0x0440, diff)
+                    diff := mload(0x03a0)
+                    mstore(0x0460, diff)
+                    diff := mload(0x0380)
+                    diff := mulmod(diff, mload(0x03a0), R)
+                    mstore(0x0480, diff)
                 }
                 {
-                    let point_2 := mload(0x0400)
+                    let point_2 := mload(0x0340)
                     let coeff
                     coeff := 1
-                    coeff := mulmod(coeff, mload(0x0480), R)
+                    coeff := mulmod(coeff, mload(0x03c0), R)
                     mstore(0x20, coeff)
                 }
                 {
-                    let point_1 := mload(0x03e0)
-                    let point_2 := mload(0x0400)
+                    let point_1 := mload(0x0320)
+                    let point_2 := mload(0x0340)
                     let coeff
                     coeff := addmod(point_1, sub(R, point_2), R)
-                    coeff := mulmod(coeff, mload(0x0460), R)
+                    coeff := mulmod(coeff, mload(0x03a0), R)
                     mstore(0x40, coeff)
                     coeff := addmod(point_2, sub(R, point_1), R)
-                    coeff := mulmod(coeff, mload(0x0480), R)
+                    coeff := mulmod(coeff, mload(0x03c0), R)
                     mstore(0x60, coeff)
                 }
                 {
-                    let point_1 := mload(0x03e0)
-                    let point_2 := mload(0x0400)
-                    let point_3 := mload(0x0420)
-                    let coeff
-                    coeff := addmod(point_1, sub(R, point_2), R)
-                    coeff := mulmod(coeff, addmod(point_1, sub(R, point_3), R), R)
-                    coeff := mulmod(coeff, mload(0x0460), R)
-                    mstore(0x80, coeff)
-                    coeff := addmod(point_2, sub(R, point_1), R)
-                    coeff := mulmod(coeff, addmod(point_2, sub(R, point_3), R), R)
-                    coeff := mulmod(coeff, mload(0x0480), R)
-                    mstore(0xa0, coeff)
-                    coeff := addmod(point_3, sub(R, point_1), R)
-                    coeff := mulmod(coeff, addmod(point_3, sub(R, point_2), R), R)
-                    coeff := mulmod(coeff, mload(0x04a0), R)
-                    mstore(0xc0, coeff)
-                }
-                {
-                    let point_0 := mload(0x03c0)
-                    let point_2 := mload(0x0400)
-                    let point_3 := mload(0x0420)
+                    let point_0 := mload(0x0300)
+                    let point_2 := mload(0x0340)
+                    let point_3 := mload(0x0360)
                     let coeff
                     coeff := addmod(point_0, sub(R, point_2), R)
                     coeff := mulmod(coeff, addmod(point_0, sub(R, point_3), R), R)
-                    coeff := mulmod(coeff, mload(0x0440), R)
-                    mstore(0xe0, coeff)
+                    coeff := mulmod(coeff, mload(0x0380), R)
+                    mstore(0x80, coeff)
                     coeff := addmod(point_2, sub(R, point_0), R)
                     coeff := mulmod(coeff, addmod(point_2, sub(R, point_3), R), R)
-                    coeff := mulmod(coeff, mload(0x0480), R)
-                    mstore(0x0100, coeff)
+                    coeff := mulmod(coeff, mload(0x03c0), R)
+                    mstore(0xa0, coeff)
                     coeff := addmod(point_3, sub(R, point_0), R)
                     coeff := mulmod(coeff, addmod(point_3, sub(R, point_2), R), R)
-                    coeff := mulmod(coeff, mload(0x04a0), R)
-                    mstore(0x0120, coeff)
+                    coeff := mulmod(coeff, mload(0x03e0), R)
+                    mstore(0xc0, coeff)
                 }
                 {
-                    let point_2 := mload(0x0400)
-                    let point_3 := mload(0x0420)
+                    let point_2 := mload(0x0340)
+                    let point_3 := mload(0x0360)
                     let coeff
                     coeff := addmod(point_2, sub(R, point_3), R)
-                    coeff := mulmod(coeff, mload(0x0480), R)
-                    mstore(0x0140, coeff)
+                    coeff := mulmod(coeff, mload(0x03c0), R)
+                    mstore(0xe0, coeff)
                     coeff := addmod(point_3, sub(R, point_2), R)
-                    coeff := mulmod(coeff, mload(0x04a0), R)
-                    mstore(0x0160, coeff)
+                    coeff := mulmod(coeff, mload(0x03e0), R)
+                    mstore(0x0100, coeff)
                 }
                 {
-                    success := batch_invert(success, 0, 0x0180)
+                    success := batch_invert(success, 0, 0x0120)
                     let diff_0_inv := mload(0x00)
-                    mstore(0x04e0, diff_0_inv)
+                    mstore(0x0420, diff_0_inv)
                     for
                         {
-                            let mptr := 0x0500
-                            let mptr_end := 0x0580
+                            let mptr := 0x0440
+                            let mptr_end := 0x04a0
                         }
                         lt(mptr, mptr_end)
                         { mptr := add(mptr, 0x20) }
@@ -1378,13 +1156,13 @@ contract Halo2Verifier {
                     let coeff := mload(0x20)
                     let zeta := mload(ZETA_MPTR)
                     let r_eval := 0
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0ac4), R), R)
+                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0844), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
                     r_eval := addmod(r_eval, mulmod(coeff, mload(QUOTIENT_EVAL_MPTR), R), R)
                     for
                         {
-                            let mptr := 0x0c44
-                            let mptr_end := 0x0ac4
+                            let mptr := 0x0944
+                            let mptr_end := 0x0844
                         }
                         lt(mptr_end, mptr)
                         { mptr := sub(mptr, 0x20) }
@@ -1393,8 +1171,8 @@ contract Halo2Verifier {
                     }
                     for
                         {
-                            let mptr := 0x0aa4
-                            let mptr_end := 0x0884
+                            let mptr := 0x0824
+                            let mptr_end := 0x06a4
                         }
                         lt(mptr_end, mptr)
                         { mptr := sub(mptr, 0x20) }
@@ -1402,115 +1180,94 @@ contract Halo2Verifier {
                         r_eval := addmod(mulmod(r_eval, zeta, R), mulmod(coeff, calldataload(mptr), R), R)
                     }
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0ec4), R), R)
+                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0bc4), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0e64), R), R)
+                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0b64), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0e04), R), R)
+                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0b04), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0da4), R), R)
+                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0aa4), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0824), R), R)
-                    r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0784), R), R)
+                    r_eval := addmod(r_eval, mulmod(coeff, calldataload(0x0684), R), R)
                     for
                         {
-                            let mptr := 0x0744
-                            let mptr_end := 0x06c4
+                            let mptr := 0x0644
+                            let mptr_end := 0x05c4
                         }
                         lt(mptr_end, mptr)
                         { mptr := sub(mptr, 0x20) }
                     {
                         r_eval := addmod(mulmod(r_eval, zeta, R), mulmod(coeff, calldataload(mptr), R), R)
                     }
-                    mstore(0x0580, r_eval)
+                    mstore(0x04a0, r_eval)
                 }
                 {
                     let zeta := mload(ZETA_MPTR)
                     let r_eval := 0
-                    r_eval := addmod(r_eval, mulmod(mload(0x40), calldataload(0x0884), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x60), calldataload(0x0764), R), R)
-                    r_eval := mulmod(r_eval, mload(0x0500), R)
-                    mstore(0x05a0, r_eval)
+                    r_eval := addmod(r_eval, mulmod(mload(0x40), calldataload(0x06a4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x60), calldataload(0x0664), R), R)
+                    r_eval := mulmod(r_eval, mload(0x0440), R)
+                    mstore(0x04c0, r_eval)
                 }
                 {
                     let zeta := mload(ZETA_MPTR)
                     let r_eval := 0
-                    r_eval := addmod(r_eval, mulmod(mload(0x80), calldataload(0x0844), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0xa0), calldataload(0x07c4), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0xc0), calldataload(0x0804), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x80), calldataload(0x0a04), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xa0), calldataload(0x09c4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xc0), calldataload(0x09e4), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x80), calldataload(0x0864), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0xa0), calldataload(0x07a4), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0xc0), calldataload(0x07e4), R), R)
-                    r_eval := mulmod(r_eval, mload(0x0520), R)
-                    mstore(0x05c0, r_eval)
+                    r_eval := addmod(r_eval, mulmod(mload(0x80), calldataload(0x09a4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xa0), calldataload(0x0964), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xc0), calldataload(0x0984), R), R)
+                    r_eval := mulmod(r_eval, mload(0x0460), R)
+                    mstore(0x04e0, r_eval)
                 }
                 {
                     let zeta := mload(ZETA_MPTR)
                     let r_eval := 0
-                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0d04), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0cc4), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0120), calldataload(0x0ce4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0b84), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0ba4), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0ca4), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0c64), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0120), calldataload(0x0c84), R), R)
-                    r_eval := mulmod(r_eval, mload(0x0540), R)
-                    mstore(0x05e0, r_eval)
-                }
-                {
-                    let zeta := mload(ZETA_MPTR)
-                    let r_eval := 0
-                    r_eval := addmod(r_eval, mulmod(mload(0x0140), calldataload(0x0e84), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0160), calldataload(0x0ea4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0b24), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0b44), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0140), calldataload(0x0e24), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0160), calldataload(0x0e44), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0ac4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0ae4), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0140), calldataload(0x0dc4), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0160), calldataload(0x0de4), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0a64), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0a84), R), R)
                     r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0140), calldataload(0x0d64), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0160), calldataload(0x0d84), R), R)
-                    r_eval := mulmod(r_eval, zeta, R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0140), calldataload(0x0d24), R), R)
-                    r_eval := addmod(r_eval, mulmod(mload(0x0160), calldataload(0x0d44), R), R)
-                    r_eval := mulmod(r_eval, mload(0x0560), R)
-                    mstore(0x0600, r_eval)
+                    r_eval := addmod(r_eval, mulmod(mload(0xe0), calldataload(0x0a24), R), R)
+                    r_eval := addmod(r_eval, mulmod(mload(0x0100), calldataload(0x0a44), R), R)
+                    r_eval := mulmod(r_eval, mload(0x0480), R)
+                    mstore(0x0500, r_eval)
                 }
                 {
                     let sum := mload(0x20)
-                    mstore(0x0620, sum)
+                    mstore(0x0520, sum)
                 }
                 {
                     let sum := mload(0x40)
                     sum := addmod(sum, mload(0x60), R)
-                    mstore(0x0640, sum)
+                    mstore(0x0540, sum)
                 }
                 {
                     let sum := mload(0x80)
                     sum := addmod(sum, mload(0xa0), R)
                     sum := addmod(sum, mload(0xc0), R)
-                    mstore(0x0660, sum)
+                    mstore(0x0560, sum)
                 }
                 {
                     let sum := mload(0xe0)
                     sum := addmod(sum, mload(0x0100), R)
-                    sum := addmod(sum, mload(0x0120), R)
-                    mstore(0x0680, sum)
-                }
-                {
-                    let sum := mload(0x0140)
-                    sum := addmod(sum, mload(0x0160), R)
-                    mstore(0x06a0, sum)
+                    mstore(0x0580, sum)
                 }
                 {
                     for
                         {
                             let mptr := 0x00
-                            let mptr_end := 0xa0
-                            let sum_mptr := 0x0620
+                            let mptr_end := 0x80
+                            let sum_mptr := 0x0520
                         }
                         lt(mptr, mptr_end)
                         {
@@ -1520,13 +1277,13 @@ contract Halo2Verifier {
                     {
                         mstore(mptr, mload(sum_mptr))
                     }
-                    success := batch_invert(success, 0, 0xa0)
-                    let r_eval := mulmod(mload(0x80), mload(0x0600), R)
+                    success := batch_invert(success, 0, 0x80)
+                    let r_eval := mulmod(mload(0x60), mload(0x0500), R)
                     for
                         {
-                            let sum_inv_mptr := 0x60
-                            let sum_inv_mptr_end := 0xa0
-                            let r_eval_mptr := 0x05e0
+                            let sum_inv_mptr := 0x40
+                            let sum_inv_mptr_end := 0x80
+                            let r_eval_mptr := 0x04e0
                         }
                         lt(sum_inv_mptr, sum_inv_mptr_end)
                         {
@@ -1541,14 +1298,14 @@ contract Halo2Verifier {
                 }
                 {
                     let nu := mload(NU_MPTR)
-                    mstore(0x00, calldataload(0x0564))
-                    mstore(0x20, calldataload(0x0584))
+                    mstore(0x00, calldataload(0x04a4))
+                    mstore(0x20, calldataload(0x04c4))
                     success := ec_mul_acc(success, mload(ZETA_MPTR))
                     success := ec_add_acc(success, mload(QUOTIENT_X_MPTR), mload(QUOTIENT_Y_MPTR))
                     for
                         {
-                            let mptr := 0x11c0
-                            let mptr_end := 0x0bc0
+                            let mptr := 0x0d80
+                            let mptr_end := 0x0880
                         }
                         lt(mptr_end, mptr)
                         { mptr := sub(mptr, 0x40) }
@@ -1556,20 +1313,10 @@ contract Halo2Verifier {
                         success := ec_mul_acc(success, mload(ZETA_MPTR))
                         success := ec_add_acc(success, mload(mptr), mload(add(mptr, 0x20)))
                     }
-                    success := ec_mul_acc(success, mload(ZETA_MPTR))
-                    success := ec_add_acc(success, mload(0x0b40), mload(0x0b60))
-                    success := ec_mul_acc(success, mload(ZETA_MPTR))
-                    success := ec_add_acc(success, mload(0x0b00), mload(0x0b20))
-                    success := ec_mul_acc(success, mload(ZETA_MPTR))
-                    success := ec_add_acc(success, mload(0x0bc0), mload(0x0be0))
-                    success := ec_mul_acc(success, mload(ZETA_MPTR))
-                    success := ec_add_acc(success, mload(0x0b80), mload(0x0ba0))
-                    success := ec_mul_acc(success, mload(ZETA_MPTR))
-                    success := ec_add_acc(success, mload(0x0ac0), mload(0x0ae0))
                     for
                         {
-                            let mptr := 0x0364
-                            let mptr_end := 0x0224
+                            let mptr := 0x02a4
+                            let mptr_end := 0x0164
                         }
                         lt(mptr_end, mptr)
                         { mptr := sub(mptr, 0x40) }
@@ -1577,8 +1324,6 @@ contract Halo2Verifier {
                         success := ec_mul_acc(success, mload(ZETA_MPTR))
                         success := ec_add_acc(success, calldataload(mptr), calldataload(add(mptr, 0x20)))
                     }
-                    success := ec_mul_acc(success, mload(ZETA_MPTR))
-                    success := ec_add_acc(success, calldataload(0x01a4), calldataload(0x01c4))
                     for
                         {
                             let mptr := 0x0124
@@ -1592,29 +1337,22 @@ contract Halo2Verifier {
                     }
                     mstore(0x80, calldataload(0x0164))
                     mstore(0xa0, calldataload(0x0184))
-                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0500), R))
+                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0440), R))
                     success := ec_add_acc(success, mload(0x80), mload(0xa0))
                     nu := mulmod(nu, mload(NU_MPTR), R)
-                    mstore(0x80, calldataload(0x0224))
-                    mstore(0xa0, calldataload(0x0244))
+                    mstore(0x80, calldataload(0x0324))
+                    mstore(0xa0, calldataload(0x0344))
                     success := ec_mul_tmp(success, mload(ZETA_MPTR))
-                    success := ec_add_tmp(success, calldataload(0x01e4), calldataload(0x0204))
-                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0520), R))
+                    success := ec_add_tmp(success, calldataload(0x02e4), calldataload(0x0304))
+                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0460), R))
                     success := ec_add_acc(success, mload(0x80), mload(0xa0))
                     nu := mulmod(nu, mload(NU_MPTR), R)
-                    mstore(0x80, calldataload(0x03e4))
-                    mstore(0xa0, calldataload(0x0404))
-                    success := ec_mul_tmp(success, mload(ZETA_MPTR))
-                    success := ec_add_tmp(success, calldataload(0x03a4), calldataload(0x03c4))
-                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0540), R))
-                    success := ec_add_acc(success, mload(0x80), mload(0xa0))
-                    nu := mulmod(nu, mload(NU_MPTR), R)
-                    mstore(0x80, calldataload(0x0524))
-                    mstore(0xa0, calldataload(0x0544))
+                    mstore(0x80, calldataload(0x0464))
+                    mstore(0xa0, calldataload(0x0484))
                     for
                         {
-                            let mptr := 0x04e4
-                            let mptr_end := 0x03e4
+                            let mptr := 0x0424
+                            let mptr_end := 0x0324
                         }
                         lt(mptr_end, mptr)
                         { mptr := sub(mptr, 0x40) }
@@ -1622,24 +1360,24 @@ contract Halo2Verifier {
                         success := ec_mul_tmp(success, mload(ZETA_MPTR))
                         success := ec_add_tmp(success, calldataload(mptr), calldataload(add(mptr, 0x20)))
                     }
-                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0560), R))
+                    success := ec_mul_tmp(success, mulmod(nu, mload(0x0480), R))
                     success := ec_add_acc(success, mload(0x80), mload(0xa0))
                     mstore(0x80, mload(G1_X_MPTR))
                     mstore(0xa0, mload(G1_Y_MPTR))
                     success := ec_mul_tmp(success, sub(R, mload(R_EVAL_MPTR)))
                     success := ec_add_acc(success, mload(0x80), mload(0xa0))
-                    mstore(0x80, calldataload(0x0ee4))
-                    mstore(0xa0, calldataload(0x0f04))
-                    success := ec_mul_tmp(success, sub(R, mload(0x04c0)))
+                    mstore(0x80, calldataload(0x0be4))
+                    mstore(0xa0, calldataload(0x0c04))
+                    success := ec_mul_tmp(success, sub(R, mload(0x0400)))
                     success := ec_add_acc(success, mload(0x80), mload(0xa0))
-                    mstore(0x80, calldataload(0x0f24))
-                    mstore(0xa0, calldataload(0x0f44))
+                    mstore(0x80, calldataload(0x0c24))
+                    mstore(0xa0, calldataload(0x0c44))
                     success := ec_mul_tmp(success, mload(MU_MPTR))
                     success := ec_add_acc(success, mload(0x80), mload(0xa0))
                     mstore(PAIRING_LHS_X_MPTR, mload(0x00))
                     mstore(PAIRING_LHS_Y_MPTR, mload(0x20))
-                    mstore(PAIRING_RHS_X_MPTR, calldataload(0x0f24))
-                    mstore(PAIRING_RHS_Y_MPTR, calldataload(0x0f44))
+                    mstore(PAIRING_RHS_X_MPTR, calldataload(0x0c24))
+                    mstore(PAIRING_RHS_Y_MPTR, calldataload(0x0c44))
                 }
             }
 
