@@ -80,6 +80,67 @@ const wrapped = await versionVerifier.verifyInference.estimateGas(
   signals[2],
 );
 
+// A challenge's life on chain: open, answer with the proof; open another, let it expire, slash.
+const [deployer] = await ethers.getSigners();
+if (!deployer) throw new Error("no signer");
+const unit = 10n ** 18n;
+const token = await ethers.deployContract("InframeshToken", [deployer.address, 10n ** 9n * unit]);
+const staking = await ethers.deployContract("NodeStaking", [
+  await token.getAddress(),
+  deployer.address,
+  {
+    minSelfStake: 1_000n * unit,
+    unbondingPeriod: 7 * 86400,
+    jailPeriod: 3 * 86400,
+    maxSlashBps: 1_000,
+    burnBps: 5_000,
+  },
+  [10_000n * unit, 100_000n * unit],
+  deployer.address,
+]);
+await (await token.approve(await staking.getAddress(), ethers.MaxUint256)).wait();
+await (await staking.registerNode("https://node.example/infer", ethers.id("hw"), 500)).wait();
+await (await staking.stake(deployer.address, 10_000n * unit)).wait();
+const models = await ethers.deployContract("ModelRegistry");
+await (await models.registerModel("simplenet")).wait();
+const vkHash = ethers.id("verification_key.json");
+const boundVerifier = await ethers.deployContract("ZkInferenceVerifier", [
+  await groth16.getAddress(),
+  signals[0],
+  vkHash,
+]);
+await (
+  await models.publishVersion(1n, {
+    version: "1.0.0-zk",
+    descriptorHash: ethers.id("model.yaml"),
+    manifestHash: ethers.id("manifest").slice(2),
+    shardRoot: ethers.id("root"),
+    shardCount: 1,
+    price: 1n,
+    zkVerifier: await boundVerifier.getAddress(),
+    verifyingKeyHash: vkHash,
+    access: { kind: 0, token: ethers.ZeroAddress, threshold: 0n },
+  })
+).wait();
+const window = 3600n;
+const challenge = await ethers.deployContract("ZkChallenge", [
+  await staking.getAddress(),
+  await models.getAddress(),
+  deployer.address,
+  window,
+]);
+await (await challenge.grantRole(await challenge.CHALLENGER_ROLE(), deployer.address)).wait();
+await (await staking.grantRole(await staking.SLASHER_ROLE(), await challenge.getAddress())).wait();
+const gasOf = async (sent: Promise<{ wait(): Promise<{ gasUsed: bigint } | null> }>) =>
+  Number((await (await sent).wait())?.gasUsed ?? Number.NaN);
+const open = (job: string) =>
+  challenge.openChallenge(job, deployer.address, 1n, 0n, signals[1], signals[2], 100n * unit);
+const openGas = await gasOf(open(ethers.id("job-1")));
+const answerGas = await gasOf(challenge.answerChallenge(ethers.id("job-1"), { a: call.a, b: call.b, c: call.c }));
+await (await open(ethers.id("job-2"))).wait();
+await ethers.provider.send("evm_increaseTime", [Number(window) + 1]);
+const slashGas = await gasOf(challenge.executeSlash(ethers.id("job-2")));
+
 const figures = {
   prove_ms_median: Math.round(median(proveMs)),
   prove_ms_max: Math.round(Math.max(...proveMs)),
@@ -91,6 +152,9 @@ const figures = {
   verifyProof_tx_gas: Number(receipt.gasUsed),
   verifyProof_execution_gas: Number(receipt.gasUsed) - TX_BASE_GAS - calldataGas,
   verifyInference_tx_gas: Number(wrapped),
+  openChallenge_gas: openGas,
+  answerChallenge_gas: answerGas,
+  executeSlash_gas: slashGas,
   proofs: PROOFS,
   verifications: VERIFICATIONS,
 };
