@@ -7,6 +7,7 @@ import { buildSimplenet } from "../../models/simplenet/simplenet.ts";
 import { loadQuantisedSimplenet } from "../../circuits/simplenet/model.ts";
 import {
   circuitInput,
+  dequantiseOutput,
   FIELD_PRIME,
   floatWeightsFromOnnx,
   forward,
@@ -115,6 +116,26 @@ describe("quantised simplenet", function () {
     };
     expect(await circuit.satisfies(forgedInput)).to.equal(false);
     expect(await circuit.satisfies(honest)).to.equal(true);
+  });
+
+  it("stays within 0.05 of the float model on inputs in [-2, 2]", function () {
+    // The float path as onnxruntime computes it (up to float32 rounding, far below this bound).
+    const f = floatWeightsFromOnnx(buildSimplenet());
+    const next = mulberry32(7);
+    let worst = 0;
+    for (let n = 0; n < 200; n++) {
+      const v = Array.from({ length: N_IN }, () => next() * 4 - 2);
+      const h = Array.from({ length: 32 }, (_, j) =>
+        Math.max(0, (f.b1[j] as number) + v.reduce((sum, x, i) => sum + x * (f.w1[i * 32 + j] as number), 0)),
+      );
+      const y = Array.from(
+        { length: 8 },
+        (_, k) => (f.b2[k] as number) + h.reduce((sum, x, j) => sum + x * (f.w2[j * 8 + k] as number), 0),
+      );
+      const q = dequantiseOutput(forward(weights, quantiseInput(v)).output);
+      q.forEach((value, k) => (worst = Math.max(worst, Math.abs(value - (y[k] as number)))));
+    }
+    expect(worst).to.be.below(0.05);
   });
 
   it("rounds inputs with Math.round at scale 2^8 and floors the hidden layer", function () {
