@@ -22,7 +22,9 @@ contract ZkChallenge is IZkChallenge, AccessControl {
     uint64 public constant MIN_RESPONSE_WINDOW = 1 hours;
     uint64 public constant MAX_RESPONSE_WINDOW = 7 days;
 
+    /// @notice The staking contract slashes go through (this contract holds its SLASHER_ROLE).
     INodeStaking public immutable STAKING;
+    /// @notice The model registry whose versions record the zk verifiers.
     IModelRegistry public immutable MODELS;
 
     uint64 private _responseWindow;

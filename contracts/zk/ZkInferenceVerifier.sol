@@ -11,8 +11,11 @@ contract ZkInferenceVerifier is IZkInferenceVerifier {
     uint256 public constant SNARK_SCALAR_FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
 
+    /// @notice The circuit's generated Groth16 verifier.
     IGroth16Verifier3 public immutable GROTH16_VERIFIER;
+    /// @notice The Poseidon commitment of this version's quantised weights.
     uint256 public immutable WEIGHTS_COMMITMENT;
+    /// @notice sha256 of the circuit's verification key JSON.
     bytes32 public immutable VERIFYING_KEY_HASH;
 
     /// @param verifier The circuit's generated verifier.
