@@ -27,6 +27,7 @@ import {
   ZkVerifierRegistry,
 } from "../../circuits/zk-verifier.ts";
 import { encodeInferInput } from "../../models/simplenet/contract.ts";
+import { zkProofJsonSchema } from "../../sdk/receipt.ts";
 
 const sha256Hex = (bytes: Uint8Array) => `0x${createHash("sha256").update(bytes).digest("hex")}`;
 const INPUT_A = [0.5, -1, 2, 0.25, 1, 1, 1, 1, -3, 0, 0, 0, 1.5, 1, 1, 1];
@@ -61,6 +62,11 @@ describe("zk prover and verifier", function () {
       a.expected.outputHash.toString(),
     ]);
     expect(await verify(setup.vkey, a.zkProof, a.expected)).to.deep.equal({ ok: true });
+  });
+
+  it("makes a zk_proof that the receipt wire format accepts as is", function () {
+    const parsed = zkProofJsonSchema.parse(JSON.parse(JSON.stringify(a.zkProof)));
+    expect(parsed).to.deep.equal(a.zkProof);
   });
 
   const refusal = async (zkProof: ZkProofJson, expected = a.expected) => {
