@@ -101,6 +101,14 @@ export const receiptJsonSchema = z.strictObject({
   client_signature: signatureSchema,
   proof_of_serving: proofOfServingJsonSchema,
   zk_proof: zkProofJsonSchema.optional(),
+  /**
+   * The raw output, base64: sent with a zk proof, whose public signals bind the output's bytes
+   * (the oracle checks sha256(output) == output_hash before it verifies the proof).
+   */
+  output: z
+    .base64("output must be base64")
+    .max(8 * 1024 * 1024, "output is larger than 6 MiB")
+    .optional(),
 });
 
 export type WorkUnitJson = z.input<typeof workUnitJsonSchema>;
