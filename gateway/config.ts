@@ -63,6 +63,8 @@ export const gatewayConfigSchema = z.strictObject({
       down_cooldown_ms: z.number().int().min(0).max(3_600_000).default(5_000),
       node_refresh_ms: z.number().int().min(10).max(60_000).default(500),
       max_redundancy: z.number().int().min(1).max(16).default(5),
+      /** Calls in flight from this instance that count as a fully loaded node. */
+      node_capacity: z.number().int().min(1).max(100_000).default(8),
     })
     .default({
       forward_timeout_ms: 10_000,
@@ -70,6 +72,7 @@ export const gatewayConfigSchema = z.strictObject({
       down_cooldown_ms: 5_000,
       node_refresh_ms: 500,
       max_redundancy: 5,
+      node_capacity: 8,
     }),
   heartbeats: z
     .strictObject({

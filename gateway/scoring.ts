@@ -103,6 +103,11 @@ export interface ScoreWeights {
 
 export const DEFAULT_WEIGHTS: ScoreWeights = { latency: 0.3, success: 0.3, tier: 0.15, load: 0.15, hardware: 0.1 };
 
+/**
+ * Scores are rounded to this band: nodes that differ by less (a millisecond of latency, a stray
+ * failure) tie, and the tie-break spreads jobs across them instead of piling all on the fastest.
+ */
+export const SCORE_BAND = 0.02;
 /** Latency at which the latency factor is one half; a node with no history is scored as this fast. */
 export const LATENCY_SCALE_MS = 50;
 /** The highest tier the factor distinguishes; higher tiers count as this one. */
@@ -119,8 +124,8 @@ export function hardwareFit(hardware: Hardware, req: Pick<JobRequirement, "memor
 /**
  * A node's score for a job, higher is better. Each factor is in [0, 1]: latency 1/(1 + ewma/scale),
  * success rate with a uniform prior ((ok + 1) / (ok + failed + 2)), tier / MAX_TIER, 1 − load,
- * hardware fit. A node a gateway recently saw fail keeps its score but loses 1 (it goes after
- * every healthy node and is still tried when nothing else is left). Pure.
+ * hardware fit; the weighted sum is rounded to SCORE_BAND. A node a gateway recently saw fail
+ * loses 1 (it goes after every healthy node and is still tried when nothing else is left). Pure.
  */
 export function scoreNode(
   n: Pick<NodeView, "stats" | "tier" | "load" | "hardware" | "downUntil">,
@@ -138,7 +143,8 @@ export function scoreNode(
     weights.tier * tier +
     weights.load * load +
     weights.hardware * hardwareFit(n.hardware, req);
-  return n.downUntil > nowMs ? score - 1 : score;
+  const banded = Math.round(score / SCORE_BAND) * SCORE_BAND;
+  return n.downUntil > nowMs ? banded - 1 : banded;
 }
 
 /** Tie-break key: sha256(seed ‖ node), so equal nodes share the work across jobs, yet every gateway orders one job alike. Pure. */

@@ -276,6 +276,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   // ---------------------------------------------------------------- routing
 
+  // Calls this instance has in flight per node: added to the node's reported load, so a burst
+  // spreads over similar nodes instead of queueing on the best one between heartbeats.
+  const inFlight = new Map<string, number>();
+  const withLocalLoad = (n: NodeView): NodeView => {
+    const mine = inFlight.get(n.node) ?? 0;
+    return mine === 0 ? n : { ...n, load: Math.min(1, n.load + mine / config.routing.node_capacity) };
+  };
+
   const ranked = (model: ServingModel, policy: ModelPolicy, jobId: Hex): NodeView[] => {
     const req: JobRequirement = {
       modelId: model.modelId,
@@ -293,7 +301,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         `no node can serve model ${model.name} now${why === "" ? " (no node has sent a heartbeat)" : ` (${why})`}; retry later`,
       );
     }
-    return rankCandidates(candidates, req, now, jobId);
+    return rankCandidates(candidates.map(withLocalLoad), req, now, jobId);
   };
 
   type Attempt =
@@ -304,11 +312,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const attempt = async (n: NodeView, body: string, jobId: Hex, rlog: Logger): Promise<Attempt> => {
     const started = performance.now();
     let outcome;
+    inFlight.set(n.node, (inFlight.get(n.node) ?? 0) + 1);
     try {
       const answer = await postJson(`${n.endpoint}/v1/jobs`, body, config.routing.forward_timeout_ms);
       outcome = classifyAnswer(answer, n.node, jobId);
     } catch (error) {
       outcome = { kind: "node_fault" as const, reason: (error as Error).message };
+    } finally {
+      const left = (inFlight.get(n.node) ?? 1) - 1;
+      if (left <= 0) inFlight.delete(n.node);
+      else inFlight.set(n.node, left);
     }
     metrics.attempts.inc({ outcome: outcome.kind });
     if (outcome.kind === "served") {
@@ -563,6 +576,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     rlog = rlog.child({ model: name, job_id: unit.job_id });
     if (redundancy === 1) {
       const { served, attempts } = await routeOne(candidates, forwardBody, unit.job_id as Hex, rlog);
+      rlog.debug({ node: served.node, attempts }, "call served");
       return {
         output: served.output,
         job_id: unit.job_id,
@@ -573,6 +587,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       } satisfies InferenceAnswer;
     }
     const q = await routeQuorum(candidates, redundancy, forwardBody, unit, signature, rlog);
+    rlog.debug(
+      { nodes: q.majority.map((m) => m.node), dissenting: q.dissent, attempts: q.attempts },
+      "quorum call served",
+    );
     return {
       output: q.answer.output,
       job_id: unit.job_id,
