@@ -2,8 +2,10 @@
 // jobs sent (1) straight to a node agent, (2) through the gateway, (3) through nginx proxying to the
 // same agent. Agent, gateway and nginx each run as their own process (one nginx worker); the load
 // generator is this process. For each path: latency p50/p99 at concurrency 1, the latency added
-// over the direct path, and throughput at concurrency 16. Prints a table and writes
-// bench/results/gateway.json. Target: the gateway's added p50 ≤ 2 × nginx's added p50.
+// over the direct path, and throughput at concurrency 16. The same three paths again in front of
+// EchoNode (bench/echo-node.ts, a stand-in that answers at once), where the proxies' overhead is
+// not buried in the agent's own jitter. Prints a table and writes bench/results/gateway.json.
+// Target: the gateway's added p50 ≤ 2 × nginx's added p50.
 // nginx missing: the row is skipped and the target is reported as not measured.
 import { spawnSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -14,7 +16,7 @@ import { stringify } from "yaml";
 import { privateKeyToAccount } from "viem/accounts";
 
 import { encodeInferInput } from "../models/simplenet/contract.ts";
-import { startInferenceNetwork } from "../scripts/lib/inference-network.ts";
+import { startInferenceNetwork, type RunningAgent } from "../scripts/lib/inference-network.ts";
 import { freePort, PROJECT_ROOT, spawnGroup, type ProcessGroup } from "../scripts/lib/local-chain.ts";
 import { formatTable } from "../scripts/lib/table.ts";
 
@@ -29,6 +31,10 @@ const NGINX = process.env.NGINX_BIN ?? "nginx";
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
 
+/** Sum of each Server-Timing phase over the gateway calls measured (ms). */
+const phases = new Map<string, number>();
+let phaseCalls = 0;
+
 function post(url: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = http.request(
@@ -39,6 +45,14 @@ function post(url: string, body: string): Promise<number> {
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
       },
       (response) => {
+        const header = response.headers["server-timing"];
+        if (typeof header === "string") {
+          phaseCalls++;
+          for (const part of header.split(", ")) {
+            const [name, dur] = part.split(";dur=");
+            phases.set(name!, (phases.get(name!) ?? 0) + Number(dur));
+          }
+        }
         response.resume();
         response.on("end", () => resolve(response.statusCode ?? 0));
       },
@@ -68,11 +82,26 @@ function hasNginx(): boolean {
   return spawnSync(NGINX, ["-v"], { stdio: "ignore" }).status === 0;
 }
 
-async function startNginx(dir: string, upstreamPort: number): Promise<{ url: string; group: ProcessGroup }> {
-  const port = await freePort();
+async function startNginx(dir: string, upstreamPorts: number[]): Promise<{ urls: string[]; group: ProcessGroup }> {
+  const ports = await Promise.all(upstreamPorts.map(() => freePort()));
   await mkdir(path.join(dir, "logs"), { recursive: true });
   const conf = path.join(dir, "nginx.conf");
   const temp = (name: string) => `${name} ${path.join(dir, name)};`;
+  const servers = upstreamPorts
+    .map(
+      (upstream, i) => `
+  upstream u${i} { server 127.0.0.1:${upstream}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${ports[i]};
+    client_max_body_size 16m;
+    location / {
+      proxy_pass http://u${i};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`,
+    )
+    .join("\n");
   await writeFile(
     conf,
     `worker_processes 1;
@@ -87,23 +116,14 @@ http {
   ${temp("fastcgi_temp_path")}
   ${temp("uwsgi_temp_path")}
   ${temp("scgi_temp_path")}
-  upstream agent { server 127.0.0.1:${upstreamPort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port};
-    client_max_body_size 16m;
-    location / {
-      proxy_pass http://agent;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
+${servers}
 }
 `,
   );
   const group = spawnGroup(NGINX, ["-p", dir, "-c", conf]);
-  const url = `http://127.0.0.1:${port}`;
-  await waitHttp(`${url}/healthz`, "nginx", group);
-  return { url, group };
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  for (const url of urls) await waitHttp(`${url}/healthz`, "nginx", group);
+  return { urls, group };
 }
 
 interface PathResult {
@@ -115,99 +135,145 @@ interface PathResult {
 
 const net = await startInferenceNetwork("local-bench-gateway");
 const groups: ProcessGroup[] = [];
-try {
-  const operator = await net.addOperator(10_000n);
-  const agent = await net.startAgent(operator, { child: true });
-  const agentPort = Number(new URL(agent.url).port);
 
-  // The gateway in its own process, like the agent and nginx.
-  const gatewayPort = await freePort();
-  const gatewayConfig = path.join(net.work, "gateway.yaml");
+/** A gateway in its own process (like the agent and nginx) that knows only `upstream`. */
+async function startGatewayProcess(prefix: string, upstream: RunningAgent): Promise<string> {
+  const port = await freePort();
+  const file = path.join(net.work, `gateway-${prefix}.yaml`);
   await writeFile(
-    gatewayConfig,
+    file,
     stringify({
-      listen: { host: "127.0.0.1", port: gatewayPort },
+      listen: { host: "127.0.0.1", port },
       chain: { rpc_url: net.chain.rpcUrl, deployment: net.deploymentFile },
-      redis: { url: net.redis.url, prefix: "bench:" },
+      redis: { url: net.redis.url, prefix: `bench-${prefix}:` },
       heartbeats: { max_age_ms: 600_000, max_future_ms: 5_000 },
       rate_limit: { capacity: 1_000_000, refill_per_second: 1_000_000 },
       log_level: "warn",
     }),
   );
-  const gatewayGroup = spawnGroup(process.execPath, [
-    path.join(PROJECT_ROOT, "gateway", "main.ts"),
-    "--config",
-    gatewayConfig,
-  ]);
-  groups.push(gatewayGroup);
-  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-  await waitHttp(`${gatewayUrl}/healthz`, "gateway", gatewayGroup);
-  await net.heartbeatOnce(agent, [gatewayUrl]);
+  const group = spawnGroup(process.execPath, [path.join(PROJECT_ROOT, "gateway", "main.ts"), "--config", file]);
+  groups.push(group);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(`${url}/healthz`, "gateway", group);
+  await net.heartbeatOnce(upstream, [url]);
   await new Promise((r) => setTimeout(r, 1_000)); // the gateway's node view refreshes every 500 ms
+  return url;
+}
 
-  let nginxUrl: string | undefined;
+interface Row extends PathResult {
+  upstream: string;
+  added_p50: number | undefined;
+  added_p99: number | undefined;
+}
+
+try {
+  const agent = await net.startAgent(await net.addOperator(10_000n), { child: true });
+  const echoOperator = await net.addOperator(10_000n);
+  const echoPort = await freePort();
+  const echoGroup = spawnGroup(process.execPath, [
+    path.join(PROJECT_ROOT, "bench", "echo-node.ts"),
+    String(echoPort),
+    echoOperator.account.address,
+  ]);
+  groups.push(echoGroup);
+  const echo: RunningAgent = {
+    operator: echoOperator,
+    url: `http://127.0.0.1:${echoPort}`,
+    stop: () => echoGroup.stop(),
+    kill: () => undefined,
+  };
+  await waitHttp(`${echo.url}/healthz`, "echo node", echoGroup);
+  const upstreams = [
+    {
+      name: "agent",
+      node: agent,
+      gateway: await startGatewayProcess("agent", agent),
+      nginx: undefined as string | undefined,
+    },
+    {
+      name: "echo",
+      node: echo,
+      gateway: await startGatewayProcess("echo", echo),
+      nginx: undefined as string | undefined,
+    },
+  ];
   if (hasNginx()) {
-    const nginx = await startNginx(path.join(net.work, "nginx"), agentPort);
+    const nginx = await startNginx(
+      path.join(net.work, "nginx"),
+      upstreams.map((u) => Number(new URL(u.node.url).port)),
+    );
     groups.push(nginx.group);
-    nginxUrl = nginx.url;
+    upstreams.forEach((u, i) => (u.nginx = nginx.urls[i]));
   } else {
-    console.log(`nginx is not installed ('${NGINX}' not found; Debian: apt-get install nginx): skipping the nginx row`);
+    console.log(
+      `nginx is not installed ('${NGINX}' not found; Debian: apt-get install nginx): skipping the nginx rows`,
+    );
   }
 
   const client = privateKeyToAccount(CLIENT_KEY);
-  const paths = [
-    { name: "direct", url: `${agent.url}/v1/jobs` },
-    { name: "gateway", url: `${gatewayUrl}/inference/v1/model/simplenet` },
-    ...(nginxUrl === undefined ? [] : [{ name: "nginx", url: `${nginxUrl}/v1/jobs` }]),
-  ];
   const input = encodeInferInput(Array.from({ length: 16 }, (_, i) => i / 8 - 1));
   // Every job needs its own job id (the agent serves a job id once): sign them all before timing.
   const bodies = async (n: number) =>
     Promise.all(Array.from({ length: n }, async () => JSON.stringify(await net.signedCall(client, input))));
 
-  const latencies = new Map<string, number[]>(paths.map((p) => [p.name, []]));
-  for (const p of paths) for (const body of await bodies(WARMUP)) await post(p.url, body);
-  // Interleaved, so a slow moment of the machine hits every path alike.
-  const sequential = new Map(await Promise.all(paths.map(async (p) => [p.name, await bodies(SEQUENTIAL)] as const)));
-  for (let i = 0; i < SEQUENTIAL; i++) {
+  const rows: Row[] = [];
+  for (const u of upstreams) {
+    const paths = [
+      { name: "direct", url: `${u.node.url}/v1/jobs` },
+      { name: "gateway", url: `${u.gateway}/inference/v1/model/simplenet` },
+      ...(u.nginx === undefined ? [] : [{ name: "nginx", url: `${u.nginx}/v1/jobs` }]),
+    ];
+    const latencies = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    for (const p of paths) for (const body of await bodies(WARMUP)) await post(p.url, body);
+    // Interleaved, so a slow moment of the machine hits every path alike.
+    const sequential = new Map(await Promise.all(paths.map(async (p) => [p.name, await bodies(SEQUENTIAL)] as const)));
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      for (const p of paths) {
+        const started = performance.now();
+        const status = await post(p.url, sequential.get(p.name)![i]!);
+        const elapsed = performance.now() - started;
+        if (status !== 200) throw new Error(`${u.name} ${p.name}: call ${i} answered ${status}`);
+        latencies.get(p.name)!.push(elapsed);
+      }
+    }
+    const results: PathResult[] = [];
     for (const p of paths) {
+      const all = await bodies(CONCURRENT);
+      let next = 0;
       const started = performance.now();
-      const status = await post(p.url, sequential.get(p.name)![i]!);
-      const elapsed = performance.now() - started;
-      if (status !== 200) throw new Error(`${p.name}: call ${i} answered ${status}`);
-      latencies.get(p.name)!.push(elapsed);
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < all.length) {
+            const status = await post(p.url, all[next++]!);
+            if (status !== 200) throw new Error(`${u.name} ${p.name}: concurrent call answered ${status}`);
+          }
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const sorted = [...latencies.get(p.name)!].sort((a, b) => a - b);
+      results.push({
+        name: p.name,
+        p50: percentile(sorted, 50),
+        p99: percentile(sorted, 99),
+        throughput: CONCURRENT / seconds,
+      });
+    }
+    const direct = results[0]!;
+    for (const r of results) {
+      rows.push({
+        ...r,
+        upstream: u.name,
+        added_p50: r === direct ? undefined : r.p50 - direct.p50,
+        added_p99: r === direct ? undefined : r.p99 - direct.p99,
+      });
     }
   }
-  const results: PathResult[] = [];
-  for (const p of paths) {
-    const all = await bodies(CONCURRENT);
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < all.length) {
-          const status = await post(p.url, all[next++]!);
-          if (status !== 200) throw new Error(`${p.name}: concurrent call answered ${status}`);
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    const sorted = [...latencies.get(p.name)!].sort((a, b) => a - b);
-    results.push({
-      name: p.name,
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      throughput: CONCURRENT / seconds,
-    });
-  }
 
-  const direct = results.find((r) => r.name === "direct")!;
-  const gateway = results.find((r) => r.name === "gateway")!;
-  const nginx = results.find((r) => r.name === "nginx");
-  const ms = (x: number) => x.toFixed(3);
+  const ms = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(3));
   console.log(
     formatTable(
       [
+        { header: "upstream" },
         { header: "path" },
         { header: "p50 ms", align: "right" },
         { header: "p99 ms", align: "right" },
@@ -215,12 +281,13 @@ try {
         { header: "added p99 ms", align: "right" },
         { header: `calls/s (c=${CONCURRENCY})`, align: "right" },
       ],
-      results.map((r) => [
+      rows.map((r) => [
+        r.upstream,
         r.name,
         ms(r.p50),
         ms(r.p99),
-        r.name === "direct" ? "-" : ms(r.p50 - direct.p50),
-        r.name === "direct" ? "-" : ms(r.p99 - direct.p99),
+        ms(r.added_p50),
+        ms(r.added_p99),
         r.throughput.toFixed(0),
       ]),
     ),
@@ -229,25 +296,39 @@ try {
     sequential_calls_per_path: SEQUENTIAL,
     concurrent_calls_per_path: CONCURRENT,
     concurrency: CONCURRENCY,
+    target_ratio: TARGET,
   };
-  for (const r of results) {
-    json[`${r.name}_p50_ms`] = r.p50;
-    json[`${r.name}_p99_ms`] = r.p99;
-    json[`${r.name}_calls_per_s`] = r.throughput;
-    if (r.name !== "direct") {
-      json[`${r.name}_added_p50_ms`] = r.p50 - direct.p50;
-      json[`${r.name}_added_p99_ms`] = r.p99 - direct.p99;
-    }
+  for (const r of rows) {
+    const key = `${r.upstream}_${r.name}`;
+    json[`${key}_p50_ms`] = r.p50;
+    json[`${key}_p99_ms`] = r.p99;
+    json[`${key}_calls_per_s`] = r.throughput;
+    if (r.added_p50 !== undefined) json[`${key}_added_p50_ms`] = r.added_p50;
+    if (r.added_p99 !== undefined) json[`${key}_added_p99_ms`] = r.added_p99;
   }
-  if (nginx !== undefined) {
-    const ratio = (gateway.p50 - direct.p50) / (nginx.p50 - direct.p50);
-    json.gateway_over_nginx_added_p50 = ratio;
-    json.target_ratio = TARGET;
+  console.log(
+    `\ngateway time by phase, mean over ${phaseCalls} calls (Server-Timing): ` +
+      [...phases].map(([name, total]) => `${name} ${(total / phaseCalls).toFixed(3)} ms`).join(", "),
+  );
+  for (const [name, total] of phases) json[`gateway_phase_${name}_mean_ms`] = total / phaseCalls;
+  console.log("");
+  for (const u of upstreams) {
+    const gateway = rows.find((r) => r.upstream === u.name && r.name === "gateway")!;
+    const nginx = rows.find((r) => r.upstream === u.name && r.name === "nginx");
+    if (nginx === undefined) {
+      console.log(`${u.name}: target not measured (no nginx)`);
+      continue;
+    }
+    if (nginx.added_p50! <= 0) {
+      // The agent's own jitter is larger than nginx's overhead: no ratio can be read from this run.
+      console.log(`${u.name}: nginx's added p50 (${ms(nginx.added_p50)} ms) is below this run's noise: no ratio`);
+      continue;
+    }
+    const ratio = gateway.added_p50! / nginx.added_p50!;
+    json[`${u.name}_gateway_over_nginx_added_p50`] = ratio;
     console.log(
-      `\ngateway added p50 / nginx added p50 = ${ratio.toFixed(2)} (target ≤ ${TARGET}): ${ratio <= TARGET ? "met" : "NOT met"}`,
+      `${u.name}: gateway added p50 / nginx added p50 = ${ratio.toFixed(2)} (target ≤ ${TARGET}): ${ratio <= TARGET ? "met" : "NOT met"}`,
     );
-  } else {
-    console.log("\ntarget not measured: no nginx");
   }
   await mkdir(path.join(PROJECT_ROOT, "bench", "results"), { recursive: true });
   await writeFile(path.join(PROJECT_ROOT, "bench", "results", "gateway.json"), `${JSON.stringify(json, null, 2)}\n`);

@@ -460,7 +460,19 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   // ---------------------------------------------------------------- the call
 
-  const serveCall = async (name: string, headers: Request["headers"], raw: unknown, rlog: Logger) => {
+  const serveCall = async (
+    name: string,
+    headers: Request["headers"],
+    raw: unknown,
+    rlog: Logger,
+    timing: Record<string, number>,
+  ) => {
+    let mark = performance.now();
+    const lap = (phase: string) => {
+      const now = performance.now();
+      timing[phase] = now - mark;
+      mark = now;
+    };
     if (!MODEL_NAME.test(name)) {
       throw new GatewayError(
         400,
@@ -495,7 +507,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       subject = `account:${signed.work_unit.requested_by}`;
       limit = { capacity: config.rate_limit.capacity, refillPerSecond: config.rate_limit.refill_per_second };
     }
+    lap("auth");
     await limiter.take(subject, limit);
+    lap("ratelimit");
 
     const model = await chain.model(name);
     if (model === undefined) {
@@ -570,12 +584,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       unit = { ...w, max_fee: w.max_fee.toString() };
     }
 
+    lap("workunit");
     if (!nodesLoaded) await refreshNodes();
     const candidates = ranked(model, policy, unit.job_id as Hex);
     const forwardBody = JSON.stringify({ work_unit: unit, client_signature: signature });
     rlog = rlog.child({ model: name, job_id: unit.job_id });
+    lap("schedule");
     if (redundancy === 1) {
       const { served, attempts } = await routeOne(candidates, forwardBody, unit.job_id as Hex, rlog);
+      lap("upstream");
       rlog.debug({ node: served.node, attempts }, "call served");
       return {
         output: served.output,
@@ -688,7 +705,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const name = req.params.name;
       const label = MODEL_NAME.test(name) ? name : "invalid";
       try {
-        const answer = await serveCall(name, req.headers, req.body, res.locals.log as Logger);
+        const timing: Record<string, number> = {};
+        const answer = await serveCall(name, req.headers, req.body, res.locals.log as Logger, timing);
+        // Where the gateway's time went (auth, ratelimit, workunit, schedule, upstream), for
+        // operators and the benchmark; no secrets, only durations.
+        res.setHeader(
+          "server-timing",
+          Object.entries(timing)
+            .map(([phase, ms]) => `${phase};dur=${ms.toFixed(3)}`)
+            .join(", "),
+        );
         metrics.calls.inc({ model: label, outcome: "served" });
         metrics.latency.observe({ model: label }, (performance.now() - started) / 1000);
         res.status(200).json(answer);
