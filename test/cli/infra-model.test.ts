@@ -127,7 +127,9 @@ describe("infra model (CLI)", function () {
   it("refuses to sign without a keystore or INFRAMESH_PRIVATE_KEY", async function () {
     const run = await infra(["model", "register", "other"], { INFRAMESH_PRIVATE_KEY: "" });
     expect(run.code).to.equal(1);
-    expect(run.stderr).to.include("infra: no signing key: pass --keystore <file> (or set INFRAMESH_KEYSTORE), or set INFRAMESH_PRIVATE_KEY");
+    expect(run.stderr).to.include(
+      "infra: no signing key: pass --keystore <file> (or set INFRAMESH_KEYSTORE), or set INFRAMESH_PRIVATE_KEY",
+    );
   });
 
   it("refuses a wrong publisher before writing or uploading anything", async function () {
