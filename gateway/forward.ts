@@ -20,9 +20,23 @@ export interface RawAnswer {
   body: Buffer;
 }
 
-/** POSTs `body` to `url`; rejects on connection errors and when `timeoutMs` passes first. */
-export function postJson(url: string, body: string, timeoutMs: number): Promise<RawAnswer> {
+/**
+ * POSTs `body` to `url`; rejects on connection errors and when `timeoutMs` passes first. A kept-alive
+ * connection the node closed while idle fails with ECONNRESET before anything was sent: that one
+ * is retried once on a fresh connection instead of counting against the node.
+ */
+export async function postJson(url: string, body: string, timeoutMs: number): Promise<RawAnswer> {
+  try {
+    return await postOnce(url, body, timeoutMs);
+  } catch (error) {
+    if ((error as { staleSocket?: boolean }).staleSocket !== true) throw error;
+    return postOnce(url, body, timeoutMs);
+  }
+}
+
+function postOnce(url: string, body: string, timeoutMs: number): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
+    let answered = false;
     const request = http.request(
       url,
       {
@@ -32,6 +46,7 @@ export function postJson(url: string, body: string, timeoutMs: number): Promise<
         timeout: timeoutMs,
       },
       (response) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let size = 0;
         response.on("data", (chunk: Buffer) => {
@@ -49,7 +64,10 @@ export function postJson(url: string, body: string, timeoutMs: number): Promise<
     const deadline = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     request.on("close", () => clearTimeout(deadline));
     request.on("timeout", () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    request.on("error", reject);
+    request.on("error", (error: Error & { code?: string }) => {
+      const stale = !answered && request.reusedSocket && error.code === "ECONNRESET";
+      reject(stale ? Object.assign(error, { staleSocket: true }) : error);
+    });
     request.end(body);
   });
 }
