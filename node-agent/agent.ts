@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import path from "node:path";
 
+import Docker from "dockerode";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -23,14 +24,18 @@ import { loadModel } from "../sdk/manifest/loader.ts";
 import { descriptorHash, parseModelYaml } from "../sdk/manifest/model-yaml.ts";
 import { findModelId, readModel, servingPointerReader, type ModelContracts } from "../sdk/models.ts";
 import type { AgentConfig } from "./config.ts";
+import { detectGpus, readGpuUsage } from "./hardware.ts";
 import { JobError, serveJob, type ServedModelTerms } from "./jobs.ts";
 import { keystorePassword, openKeystore } from "./keystore.ts";
 import { Outbox, OutboxSender, openOutboxDatabase, type SqlClient } from "./outbox.ts";
-import { ModelProcess } from "./process-runtime.ts";
+import { DockerModel } from "./docker-runtime.ts";
+import { ModelProcess, type ModelRuntime } from "./process-runtime.ts";
 
 const PROJECT_ROOT = path.resolve(import.meta.dirname, "..");
 /** Memory limit of a model loaded from chain, whose model.yaml the manifest does not carry. */
 const DEFAULT_MODEL_MEMORY = 512 * 2 ** 20;
+const DEFAULT_MODEL_CPUS = 1;
+const DEFAULT_REFRESH_MS = 30_000;
 /** Largest job body: the 8 MiB base64 input the receipt schema allows, plus the work unit. */
 const MAX_JOB_BODY = "12mb";
 
@@ -44,7 +49,7 @@ export class AgentStartError extends Error {
 export interface ServedModel extends ServedModelTerms {
   weightsPath: string;
   source: "bundle" | "chain";
-  process: ModelProcess;
+  process: ModelRuntime;
 }
 
 export interface AgentOptions {
@@ -56,6 +61,10 @@ export interface AgentOptions {
   modelEnv?: NodeJS.ProcessEnv;
   /** Outbox sender poll interval. */
   outboxPollMs?: number;
+  /** How often serving versions and prices are re-read from chain (default 30 s). */
+  refreshMs?: number;
+  /** The Docker engine for `runtime: docker` (default: DOCKER_HOST, else /var/run/docker.sock). */
+  docker?: Docker;
 }
 
 export interface Agent {
@@ -65,7 +74,19 @@ export interface Agent {
   readonly outbox: Outbox;
   readonly sender: OutboxSender;
   readonly domain: TypedDataDomain;
+  /** Re-reads every model's serving version and price from chain now (also done periodically). */
+  refresh(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The Docker engine of DOCKER_HOST (unix://…), else the default socket. */
+export function dockerFromEnv(env: NodeJS.ProcessEnv): Docker {
+  const host = env.DOCKER_HOST;
+  if (host !== undefined && host !== "") {
+    if (!host.startsWith("unix://")) throw new AgentStartError(`DOCKER_HOST must be unix://<socket>, got ${host}`);
+    return new Docker({ socketPath: host.slice("unix://".length) });
+  }
+  return new Docker({ socketPath: "/var/run/docker.sock" });
 }
 
 /** Reads the deployment record a config names. */
@@ -146,7 +167,7 @@ async function prepareModel(
   contracts: ModelContracts,
   config: AgentConfig,
   log: Logger,
-): Promise<Omit<ServedModel, "process"> & { memoryBytes: number }> {
+): Promise<Omit<ServedModel, "process"> & { memoryBytes: number; cpus: number; gpus: number }> {
   const modelId = await resolveModelId(contracts, entry.model);
   const status = await readModel(contracts, modelId).catch((error: unknown) => {
     throw new AgentStartError(`model ${String(entry.model)} cannot be read from the registry`, { cause: error });
@@ -176,6 +197,8 @@ async function prepareModel(
       weightsPath: path.join(entry.bundle, descriptor.entrypoint),
       source: "bundle",
       memoryBytes: descriptor.resources.memory,
+      cpus: descriptor.resources.cpu,
+      gpus: descriptor.resources.gpu,
     };
   }
   if (config.blob_peers.length === 0) {
@@ -193,7 +216,14 @@ async function prepareModel(
     throw new AgentStartError(`model ${status.name}: kind "${loaded.manifest.model_kind}" is not supported (onnx)`);
   }
   log.info({ model: status.name, manifest: loaded.manifestHash, fetched: loaded.fetched }, "model installed");
-  return { ...terms, weightsPath: loaded.weightsPath, source: "chain", memoryBytes: DEFAULT_MODEL_MEMORY };
+  return {
+    ...terms,
+    weightsPath: loaded.weightsPath,
+    source: "chain",
+    memoryBytes: DEFAULT_MODEL_MEMORY,
+    cpus: DEFAULT_MODEL_CPUS,
+    gpus: 0,
+  };
 }
 
 /** Starts the agent; resolves once every model is loaded and the HTTP server listens. */
@@ -231,6 +261,27 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     },
   });
   void outboxGauge;
+  // GPU gauges exist only where nvidia-smi found GPUs; read at scrape time.
+  if (detectGpus().length > 0) {
+    new Gauge({
+      name: "inframesh_agent_gpu_utilization_percent",
+      help: "GPU utilization (nvidia-smi)",
+      labelNames: ["gpu"],
+      registers: [registry],
+      collect() {
+        for (const gpu of readGpuUsage()) this.set({ gpu: String(gpu.index) }, gpu.utilization_percent);
+      },
+    });
+    new Gauge({
+      name: "inframesh_agent_gpu_memory_used_bytes",
+      help: "GPU memory in use (nvidia-smi)",
+      labelNames: ["gpu"],
+      registers: [registry],
+      collect() {
+        for (const gpu of readGpuUsage()) this.set({ gpu: String(gpu.index) }, gpu.memory_used_mib * 2 ** 20);
+      },
+    });
+  }
   sender.onDelivered = (_delivery, outcome) => metrics.deliveries.inc({ outcome: outcome.kind });
 
   const models = new Map<bigint, ServedModel>();
@@ -282,7 +333,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
         },
         body,
       );
-      sender.wake();
+      sender.wakeSoon();
       metrics.jobs.inc({ model: modelLabel, outcome: "served" });
       metrics.latency.observe({ model: modelLabel }, (performance.now() - started) / 1000);
       res.status(200).json(answer);
@@ -315,7 +366,79 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
   const address = server.address();
   const url = typeof address === "object" && address !== null ? `http://${config.listen.host}:${address.port}` : "";
 
+  let docker: Docker | undefined;
+  const runtimeFor = (prepared: Awaited<ReturnType<typeof prepareModel>>): ModelRuntime => {
+    const server = options.modelServer === undefined ? {} : { server: options.modelServer };
+    return config.runtime === "docker"
+      ? new DockerModel(
+          {
+            name: prepared.name,
+            weightsPath: prepared.weightsPath,
+            memoryBytes: prepared.memoryBytes,
+            cpus: prepared.cpus,
+            gpus: prepared.gpus,
+            ...server,
+          },
+          (docker ??= options.docker ?? dockerFromEnv(env)),
+          log,
+        )
+      : new ModelProcess(
+          {
+            name: prepared.name,
+            modelPath: prepared.weightsPath,
+            memoryBytes: prepared.memoryBytes,
+            ...server,
+            ...(options.modelEnv === undefined ? {} : { env: options.modelEnv }),
+          },
+          log,
+        );
+  };
+
+  // The registry can change a model's price or serving version at any time. A new price applies at
+  // once; a new serving version of a model loaded from chain is loaded and started beside the old
+  // one, swapped in, and the old one stopped after the job deadline (jobs in flight finish on it).
+  let refreshing: Promise<void> | null = null;
+  const refreshOnce = async () => {
+    for (const entry of config.models) {
+      const modelId = await resolveModelId(contracts, entry.model);
+      const served = models.get(modelId);
+      const status = await readModel(contracts, modelId);
+      if (served === undefined || status.serving === undefined) continue;
+      const { version, record } = status.serving;
+      if (version === served.version) {
+        if (record.price !== served.price) {
+          models.set(modelId, { ...served, price: record.price });
+          log.info({ model: served.name, price: record.price.toString() }, "price changed");
+        }
+        continue;
+      }
+      if (served.source === "bundle") {
+        log.warn({ model: served.name, version: version.toString() }, "new serving version; a bundle cannot follow it");
+        continue;
+      }
+      const prepared = await prepareModel(entry, contracts, config, log);
+      const runner = runtimeFor(prepared);
+      await runner.start();
+      models.set(modelId, { ...prepared, process: runner });
+      log.info({ model: served.name, version: version.toString() }, "now serving the new version");
+      await new Promise((r) => setTimeout(r, Math.min(config.job_timeout_ms, 5_000)));
+      await served.process.stop();
+    }
+  };
+  const refresh = (): Promise<void> => {
+    refreshing ??= refreshOnce()
+      .catch((error: unknown) => log.error({ err: error }, "refreshing the serving versions failed"))
+      .finally(() => {
+        refreshing = null;
+      });
+    return refreshing;
+  };
+  const refreshTimer = setInterval(() => void refresh(), options.refreshMs ?? DEFAULT_REFRESH_MS);
+  refreshTimer.unref();
+
   const stop = async () => {
+    clearInterval(refreshTimer);
+    await refreshing;
     await sender.stop();
     await Promise.all([...models.values()].map((m) => m.process.stop()));
     await new Promise<void>((resolve) => {
@@ -329,16 +452,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     sender.start(); // receipts left by a previous run go out while the models load
     for (const entry of config.models) {
       const prepared = await prepareModel(entry, contracts, config, log);
-      const runner = new ModelProcess(
-        {
-          name: prepared.name,
-          modelPath: prepared.weightsPath,
-          memoryBytes: prepared.memoryBytes,
-          ...(options.modelServer === undefined ? {} : { server: options.modelServer }),
-          ...(options.modelEnv === undefined ? {} : { env: options.modelEnv }),
-        },
-        log,
-      );
+      const runner = runtimeFor(prepared);
       models.set(prepared.modelId, { ...prepared, process: runner });
       await runner.start();
     }
@@ -348,5 +462,5 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     throw error;
   }
   log.info({ url, models: [...models.values()].map((m) => m.name) }, "node agent ready");
-  return { url, nodeId: account.address, models, outbox, sender, domain, stop };
+  return { url, nodeId: account.address, models, outbox, sender, domain, refresh, stop };
 }

@@ -199,6 +199,10 @@ export async function serveJob(deps: JobDeps, body: unknown): Promise<{ answer: 
     if (error instanceof ModelRuntimeError && error.code === "TIMEOUT") {
       throw new JobError(504, "model_timeout", error.message, { cause: error });
     }
+    if (error instanceof ModelRuntimeError && error.code === "NOT_RUNNING") {
+      // Loading or restarting: a gateway should try another node, or this one a moment later.
+      throw new JobError(503, "model_unavailable", error.message, { cause: error });
+    }
     throw new JobError(502, "model_failed", (error as Error).message, { cause: error });
   }
   const output = checkModelAnswer(model.name, answer);

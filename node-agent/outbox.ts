@@ -208,6 +208,7 @@ export class OutboxSender {
   #running: Promise<void> | null = null;
   #again = false;
   #stopped = false;
+  #soon: NodeJS.Timeout | null = null;
   readonly pollMs: number;
   readonly requestTimeoutMs: number;
   onDelivered: ((delivery: Delivery, outcome: DeliveryOutcome) => void) | undefined;
@@ -222,6 +223,21 @@ export class OutboxSender {
   start(): void {
     this.#stopped = false;
     this.wake();
+  }
+
+  /**
+   * Runs a pass soon: wakes within `batchMs` coalesce into one pass, so a busy node sends receipts
+   * in batches instead of querying the outbox once per job.
+   */
+  wakeSoon(batchMs = 25): void {
+    if (this.#stopped || this.#running !== null || this.#soon !== null) {
+      if (this.#running !== null) this.#again = true;
+      return;
+    }
+    this.#soon = setTimeout(() => {
+      this.#soon = null;
+      this.wake();
+    }, batchMs);
   }
 
   /** Runs a pass now (or right after the current one). */
@@ -279,6 +295,7 @@ export class OutboxSender {
   /** Stops sending; resolves after the pass in flight. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    if (this.#soon !== null) clearTimeout(this.#soon);
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#running;

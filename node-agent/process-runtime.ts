@@ -47,6 +47,15 @@ export interface InferResponse {
   body: Buffer;
 }
 
+/** One model's server under the agent's supervision: a child process or a container. */
+export interface ModelRuntime {
+  readonly restarts: number;
+  start(): Promise<void>;
+  healthy(): Promise<boolean>;
+  infer(input: Uint8Array, timeoutMs: number): Promise<InferResponse>;
+  stop(): Promise<void>;
+}
+
 /** Backoff before the n-th consecutive restart (1-based): 0.25 s doubling to 10 s. Pure. */
 export function restartDelayMs(attempt: number): number {
   return Math.min(10_000, 250 * 2 ** Math.max(0, attempt - 1));
@@ -59,7 +68,7 @@ export function parseListeningLine(output: string): string | null {
 }
 
 /** One model's server process, kept alive until `stop()`. */
-export class ModelProcess {
+export class ModelProcess implements ModelRuntime {
   readonly spec: ModelProcessSpec;
   #log: Logger;
   #child: ChildProcess | null = null;

@@ -2,13 +2,15 @@
 // weights with onnxruntime-node (CPU build, one thread: outputs bit-identical across runs and
 // processes) and serves the inference contract of contract.ts on loopback.
 //
-//   node models/simplenet/server.ts --model <file.onnx> [--host 127.0.0.1] [--port 0]
+//   node models/simplenet/server.ts --model <file.onnx> [--host 127.0.0.1] [--port 0] [--socket <path>]
 //
-// Prints one line `listening http://HOST:PORT` on stdout once the model is loaded and the port open
-// (port 0 picks a free one), so a supervisor learns the address without racing for a port.
-// Also reads INFRAMESH_MODEL_PATH, INFRAMESH_MODEL_HOST, INFRAMESH_MODEL_PORT (what a container gets).
+// Prints one line `listening http://HOST:PORT` (or `listening unix:PATH`) on stdout once the model is
+// loaded and the port open (port 0 picks a free one), so a supervisor learns the address without
+// racing for a port. In a container without network the agent reaches it through a unix socket in
+// a directory shared with the host. Also reads INFRAMESH_MODEL_PATH, INFRAMESH_MODEL_HOST,
+// INFRAMESH_MODEL_PORT and INFRAMESH_MODEL_SOCKET.
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { parseArgs } from "node:util";
 
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     model: { type: "string", default: process.env.INFRAMESH_MODEL_PATH },
     host: { type: "string", default: process.env.INFRAMESH_MODEL_HOST ?? "127.0.0.1" },
     port: { type: "string", default: process.env.INFRAMESH_MODEL_PORT ?? "0" },
+    socket: { type: "string", default: process.env.INFRAMESH_MODEL_SOCKET },
   },
 });
 
@@ -113,11 +116,17 @@ const server = createServer(async (req, res) => {
   }
 });
 
-server.listen(port, values.host, () => {
-  const address = server.address();
-  if (address === null || typeof address === "string") fail("no TCP address");
-  process.stdout.write(`listening http://${values.host}:${address.port}\n`);
-});
+if (values.socket !== undefined && values.socket !== "") {
+  const socket = values.socket;
+  await rm(socket, { force: true }); // a socket left by a previous run of a restarted container
+  server.listen(socket, () => process.stdout.write(`listening unix:${socket}\n`));
+} else {
+  server.listen(port, values.host, () => {
+    const address = server.address();
+    if (address === null || typeof address === "string") fail("no TCP address");
+    process.stdout.write(`listening http://${values.host}:${address.port}\n`);
+  });
+}
 // Under a supervisor that holds our stdin open, its end means the supervisor died: exit with it.
 if (process.env.INFRAMESH_MODEL_EXIT_WITH_PARENT === "1") {
   process.stdin.on("end", () => process.exit(0));

@@ -14,6 +14,7 @@
 //   npx infra model mature <model> <manifestHash>        point a model at a published version
 //   npx infra model show <model>                         a model and its serving version
 //   npx infra blob serve <dir> [--port 8600]             a blob-store peer on 127.0.0.1 until Ctrl-C
+//   npx infra node init | register | start | status      a node operator's agent (see docs/node-agent.md)
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
 // --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
@@ -35,6 +36,7 @@ import {
   toJson,
 } from "./format.ts";
 import { matureAction, publishAction, registerAction, resolveModel } from "./model.ts";
+import { addNodeCommands } from "./node-commands.ts";
 import { globals, print, type GlobalOptions } from "./output.ts";
 import { registerStakerCommands } from "./staker-commands.ts";
 import { createKeystore, openWallet } from "./wallet.ts";
@@ -183,6 +185,8 @@ function buildProgram(): Command {
       const created = await createKeystore(file);
       print(options, created, `created ${file} for ${created.address}`);
     });
+
+  addNodeCommands(program, (command) => globals(command), print);
 
   return program;
 }

@@ -5,7 +5,7 @@
 // Slow (child processes): run alone with `npx hardhat test mocha test/agent/node-agent.test.ts`.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,8 +19,12 @@ import {
   http,
   sha256,
   type Hex,
+  type Account,
+  type Chain,
   type PublicClient,
+  type Transport,
   type TypedDataDomain,
+  type WalletClient,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
@@ -30,6 +34,7 @@ import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from "../..
 import { createKeystore } from "../../node-agent/keystore.ts";
 import { publishAction } from "../../scripts/cli/model.ts";
 import { PROJECT_ROOT, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
+import { hasDockerd, startDockerEngine, type DockerEngine } from "../../scripts/lib/docker.ts";
 import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
 import {
@@ -39,7 +44,7 @@ import {
   signWorkUnit,
   type WorkUnit,
 } from "../../sdk/eip712.ts";
-import { registerModel } from "../../sdk/models.ts";
+import { registerModel, type ModelContracts } from "../../sdk/models.ts";
 import { proofOfServingOf, receiptJsonSchema, workUnitJson, type Receipt } from "../../sdk/receipt.ts";
 
 const DEPLOYMENT_ID = "local-test-node-agent";
@@ -122,6 +127,8 @@ describe("node agent", function () {
   let oracleB: StandInOracle;
   let agent: Agent;
   let keystore: string;
+  let publisher: WalletClient<Transport, Chain, Account>;
+  let contracts: ModelContracts;
   const client = privateKeyToAccount(CLIENT_KEY);
   const silent = pino({ level: "silent" });
 
@@ -194,12 +201,12 @@ describe("node agent", function () {
       rpcUrls: { default: { http: [chain.rpcUrl] } },
     });
     const publicClient = createPublicClient({ chain: viemChain, transport: http(chain.rpcUrl) }) as PublicClient;
-    const publisher = createWalletClient({
+    publisher = createWalletClient({
       account: privateKeyToAccount(PUBLISHER_KEY),
       chain: viemChain,
       transport: http(chain.rpcUrl),
     });
-    const contracts = { publicClient, modelRegistry: record.contracts.modelRegistry.address };
+    contracts = { publicClient, modelRegistry: record.contracts.modelRegistry.address };
     peer = await startBlobServer({ dir: path.join(work, "peer") });
     modelId = (await registerModel(contracts, publisher, "simplenet")).modelId;
     await publishAction(contracts, publisher, SIMPLENET_DIR, {
@@ -366,6 +373,20 @@ describe("node agent", function () {
         /has 3 values, expected 16/,
       ],
     ];
+    it("a body over the size limit (413, JSON error)", async function () {
+      const before = await agent.outbox.counts();
+      const { status, json } = await post(agent.url, `{"pad":"${"x".repeat(13 * 2 ** 20)}"}`);
+      expect(status).to.equal(413);
+      expect(json.error).to.equal("entity.too.large");
+      expect(await agent.outbox.counts()).to.deep.equal(before);
+    });
+
+    it("an unknown route (404, JSON error)", async function () {
+      const response = await fetch(`${agent.url}/v1/other`);
+      expect(response.status).to.equal(404);
+      expect(await response.json()).to.deep.include({ error: "not_found" });
+    });
+
     for (const [what, makeBody, status, code, reason] of cases) {
       it(what, async function () {
         const before = await agent.outbox.counts();
@@ -447,6 +468,36 @@ describe("node agent", function () {
     });
   });
 
+  describe("runtime: docker", function () {
+    let engine: DockerEngine;
+    let docked: Agent;
+    before(async function () {
+      if (!hasDockerd() && process.env.DOCKER_HOST === undefined) {
+        console.log("    skipped: no dockerd or not root (apt-get install -y docker.io, or set DOCKER_HOST)");
+        this.skip();
+      }
+      engine = await startDockerEngine();
+      docked = await startAgent(config({ data_dir: path.join(work, "agent-docker"), runtime: "docker" }), {
+        env: { INFRAMESH_KEYSTORE_PASSWORD: PASSWORD },
+        logger: silent,
+        docker: engine.docker,
+      });
+    });
+    after(async function () {
+      await docked?.stop();
+      await engine?.stop();
+    });
+
+    it("serves simplenet from a container, with the output hash of the process runtime", async function () {
+      expect((await fetch(`${docked.url}/healthz`)).status).to.equal(200);
+      const input = encodeInferInput(Array.from({ length: 16 }, (_, i) => (i % 5) - 2.5));
+      const inContainer = await post(docked.url, (await job(input)).body);
+      const inProcess = await post(agent.url, (await job(input)).body);
+      expect(inContainer.status, JSON.stringify(inContainer.json)).to.equal(200);
+      expect(inContainer.json.output_hash).to.equal(inProcess.json.output_hash);
+    });
+  });
+
   it("keeps every receipt across kill -9 and delivers it after the restart", async function () {
     oracleA.mode = "unavailable";
     oracleB.mode = "unavailable";
@@ -508,5 +559,42 @@ describe("node agent", function () {
       second.child.kill("SIGTERM");
       await second.exited;
     }
+  });
+
+  describe("a new serving version on chain", function () {
+    it("applies the new price and swaps in the new version loaded through the manifest loader", async function () {
+      const release = path.join(work, "simplenet-1.0.1");
+      await mkdir(release, { recursive: true });
+      const yaml = await readFile(path.join(SIMPLENET_DIR, "model.yaml"), "utf8");
+      await writeFile(path.join(release, "model.yaml"), yaml.replace('version: "1.0.0"', 'version: "1.0.1"'));
+      await copyFile(path.join(SIMPLENET_DIR, "simplenet.onnx"), path.join(release, "simplenet.onnx"));
+      await publishAction(contracts, publisher, release, {
+        peers: [peer.url],
+        copies: 1,
+        price: PRICE * 2n,
+        mature: true,
+        out: path.join(work, "release-1.0.1"),
+      });
+
+      const old = agent.models.get(modelId)!;
+      await agent.refresh();
+      const now = agent.models.get(modelId)!;
+      expect(now.version).to.equal(1n);
+      expect(now.price).to.equal(PRICE * 2n);
+      expect(now.process).to.not.equal(old.process);
+      expect(await old.process.healthy()).to.equal(false);
+
+      const input = encodeInferInput(Array(16).fill(3));
+      const fresh = await post(
+        agent.url,
+        (await job(input, { overrides: { modelVersion: 1n, maxFee: PRICE * 2n } })).body,
+      );
+      expect(fresh.status, JSON.stringify(fresh.json)).to.equal(200);
+      const stale = await post(agent.url, (await job(input)).body);
+      expect(stale.status).to.equal(409);
+      expect(stale.json.error).to.equal("wrong_version");
+      const cheap = await post(agent.url, (await job(input, { overrides: { modelVersion: 1n } })).body);
+      expect(cheap.status).to.equal(402);
+    });
   });
 });
