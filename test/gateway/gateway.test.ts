@@ -76,7 +76,8 @@ describe("gateway (real agents, chain, Redis)", function () {
 
   let net: InferenceNetwork;
   let honest: RunningAgent[]; // [A (20k stake), B, C (child process)]
-  let corrupt: RunningAgent; // D: answers every job with a wrong output
+  let faulty: RunningAgent; // D: its model hangs, fails, answers garbage or crashes on demand
+  let corrupt: RunningAgent; // E: the same model server, never asked to fail: a fixed wrong output
   let g1: Gateway;
   let g2: Gateway;
   let beats: { stop(): Promise<void> }[];
@@ -100,10 +101,11 @@ describe("gateway (real agents, chain, Redis)", function () {
   before(async function () {
     net = await startInferenceNetwork("local-test-gateway");
     const operators: Operator[] = [];
-    for (const tokens of [20_000n, 10_000n, 10_000n, 10_000n]) operators.push(await net.addOperator(tokens));
-    const [a, b, c, d] = operators as [Operator, Operator, Operator, Operator];
+    for (const tokens of [20_000n, 10_000n, 10_000n, 10_000n, 10_000n]) operators.push(await net.addOperator(tokens));
+    const [a, b, c, d, e] = operators as [Operator, Operator, Operator, Operator, Operator];
     honest = [await net.startAgent(a), await net.startAgent(b), await net.startAgent(c, { child: true })];
-    corrupt = await net.startAgent(d, { agentOptions: { modelServer: MISBEHAVING } });
+    faulty = await net.startAgent(d, { agentOptions: { modelServer: MISBEHAVING } });
+    corrupt = await net.startAgent(e, { agentOptions: { modelServer: MISBEHAVING } });
 
     const keystore = path.join(net.work, "client-keystore.json");
     await writeFile(keystore, await new Wallet(keystoreClientKey).encrypt(KEYSTORE_PASSWORD));
@@ -237,13 +239,24 @@ describe("gateway (real agents, chain, Redis)", function () {
 
   describe("fails over transparently when a node's model fails", function () {
     // Each case on a fresh instance (own Redis prefix, so fresh statistics): D reports itself idle
-    // and A fully loaded, so D ranks first; D's model server misbehaves on the first input value.
+    // and A fully loaded, so D ranks first; D's model server misbehaves on the first input value
+    // (test/agent/fixtures/misbehaving-model-server.ts).
     const cases: [string, number][] = [
       ["hangs past the deadline", 2],
       ["answers 500", 4],
       ["answers 200 with garbage", 3],
       ["crashes", 1],
+      ["runs out of memory", 5],
     ];
+    // After a crash the agent restarts D's model server with a backoff: wait, so each case meets
+    // its own failure rather than the restart's 503.
+    beforeEach(async function () {
+      await waitFor(
+        "D's model server to be up",
+        async () => (await fetch(`${faulty.url}/healthz`)).status === 200,
+        30_000,
+      );
+    });
     for (const [what, first] of cases) {
       it(`the model ${what}: answered by the next node`, async function () {
         const prefix = `fo-${first}:`;
@@ -258,14 +271,14 @@ describe("gateway (real agents, chain, Redis)", function () {
             max_redundancy: 3,
           },
         });
-        await net.heartbeatOnce(corrupt, [gateway.url], 0);
+        await net.heartbeatOnce(faulty, [gateway.url], 0);
         await net.heartbeatOnce(honest[0]!, [gateway.url], 1);
         await gateway.refreshNodes();
         const { status, json } = await call(gateway.url, "simplenet", await net.signedCall(client, inputOf(first)));
         expect(status, JSON.stringify(json)).to.equal(200);
         expect(json.node_id).to.equal(honest[0]!.operator.account.address);
         expect(json.attempts).to.equal(2);
-        const down = (await gateway.refreshNodes()).find((n) => n.node === corrupt.operator.account.address)!;
+        const down = (await gateway.refreshNodes()).find((n) => n.node === faulty.operator.account.address)!;
         expect(down.stats.failures).to.equal(1);
         expect(down.downUntil).to.be.greaterThan(Date.now());
         await gateway.stop();
@@ -274,11 +287,6 @@ describe("gateway (real agents, chain, Redis)", function () {
   });
 
   describe("quorum", function () {
-    // The crash case above left D's model server restarting.
-    beforeEach(async function () {
-      await waitFor("D's model to be back", async () => (await fetch(`${corrupt.url}/healthz`)).status === 200);
-    });
-
     it("r=3: answers with the honest majority and records the dissenting node's signed proof", async function () {
       const gateway = await net.startGateway({
         redis: { url: net.redis.url, prefix: "q3:" },
@@ -310,7 +318,7 @@ describe("gateway (real agents, chain, Redis)", function () {
       await gateway.stop();
     });
 
-    it("r=2: the node with more stake wins (A 20k vs D 10k), D's proof is evidence", async function () {
+    it("r=2: the node with more stake wins (A 20k vs E 10k), E's proof is evidence", async function () {
       const gateway = await net.startGateway({
         redis: { url: net.redis.url, prefix: "q2:" },
         heartbeats: { max_age_ms: 60_000, max_future_ms: 2_000 },
@@ -318,7 +326,7 @@ describe("gateway (real agents, chain, Redis)", function () {
       for (const agent of [honest[0]!, corrupt]) await net.heartbeatOnce(agent, [gateway.url]);
       await gateway.refreshNodes();
       const { status, json } = await call(gateway.url, "simplenet", {
-        ...(await net.signedCall(client, inputOf(3))),
+        ...(await net.signedCall(client, inputOf(9))),
         redundancy: 2,
       });
       expect(status, JSON.stringify(json)).to.equal(200);
