@@ -79,9 +79,9 @@ describe("gateway Redis scripts (real redis-server)", function () {
     }
     await store.storeHeartbeat(heartbeat(Date.now()), 10_000);
     const [stored] = await store.nodes();
-    expect(stored!.stats.latencyEwmaMs).to.be.closeTo(expected.latencyEwmaMs!, 1e-9);
-    expect(stored!.stats.successes).to.be.closeTo(expected.successes, 1e-9);
-    expect(stored!.stats.failures).to.be.closeTo(expected.failures, 1e-9);
+    expectNear(stored!.stats.latencyEwmaMs, expected.latencyEwmaMs!);
+    expectNear(stored!.stats.successes, expected.successes);
+    expectNear(stored!.stats.failures, expected.failures);
   });
 
   it("stores a heartbeat only when newer, and forgets the node when it expires", async function () {
@@ -118,4 +118,9 @@ function heartbeat(timestamp: number): Heartbeat {
     hardware: { cpus: 1, memory_bytes: 1, gpus: [] },
     timestamp,
   };
+}
+
+/** |actual − expected| < 1e-9 (chai's closeTo is replaced by a bigint matcher when hardhat-ethers loads). */
+function expectNear(actual: number | undefined, expected: number): void {
+  expect(actual !== undefined && Math.abs(actual - expected) < 1e-9, `${actual} ≈ ${expected}`).to.equal(true);
 }

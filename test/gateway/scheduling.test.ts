@@ -135,8 +135,8 @@ describe("gateway scheduling (pure)", function () {
       const one = updateStats(EMPTY_STATS, { ok: true, latencyMs: 100 });
       expect(one).to.deep.equal({ latencyEwmaMs: 100, successes: 1, failures: 0 });
       const two = updateStats(one, { ok: true, latencyMs: 200 });
-      expect(two.latencyEwmaMs).to.be.closeTo(120, 1e-9);
-      expect(two.successes).to.be.closeTo(1.98, 1e-9);
+      expectNear(two.latencyEwmaMs, 120);
+      expectNear(two.successes, 1.98);
     });
 
     it("counts a failure without touching the latency, and decays old outcomes", function () {
@@ -271,3 +271,8 @@ describe("gateway forwarding outcome (pure)", function () {
     }
   });
 });
+
+/** |actual − expected| < 1e-9 (chai's closeTo is replaced by a bigint matcher when hardhat-ethers loads). */
+function expectNear(actual: number | undefined, expected: number): void {
+  expect(actual !== undefined && Math.abs(actual - expected) < 1e-9, `${actual} ≈ ${expected}`).to.equal(true);
+}
