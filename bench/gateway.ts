@@ -32,8 +32,10 @@ const NGINX = process.env.NGINX_BIN ?? "nginx";
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
 
 /** Sum of each Server-Timing phase over the gateway calls measured (ms). */
-const phases = new Map<string, number>();
-let phaseCalls = 0;
+/** Server-Timing phases of the sequential gateway calls, per upstream (ms, one entry per call). */
+const phases = new Map<string, number[]>();
+/** Where Server-Timing phases are recorded now ("" = not recorded: warm-up and concurrent calls). */
+let phaseScope = "";
 
 /** One call; a kept-alive socket the server closed while idle is retried once on a new one. */
 async function post(url: string, body: string): Promise<number> {
@@ -56,11 +58,11 @@ function postOnce(url: string, body: string): Promise<number> {
       },
       (response) => {
         const header = response.headers["server-timing"];
-        if (typeof header === "string") {
-          phaseCalls++;
+        if (typeof header === "string" && phaseScope !== "") {
           for (const part of header.split(", ")) {
             const [name, dur] = part.split(";dur=");
-            phases.set(name!, (phases.get(name!) ?? 0) + Number(dur));
+            const key = `${phaseScope}_${name!}`;
+            phases.set(key, [...(phases.get(key) ?? []), Number(dur)]);
           }
         }
         response.resume();
@@ -240,6 +242,7 @@ try {
     // Interleaved, so a slow moment of the machine hits every path alike.
     const sequential = new Map(await Promise.all(paths.map(async (p) => [p.name, await bodies(SEQUENTIAL)] as const)));
     for (const p of paths) for (const body of warm.get(p.name)!) await post(p.url, body);
+    phaseScope = u.name;
     for (let i = 0; i < SEQUENTIAL; i++) {
       for (const p of paths) {
         const started = performance.now();
@@ -249,6 +252,7 @@ try {
         latencies.get(p.name)!.push(elapsed);
       }
     }
+    phaseScope = "";
     const results: PathResult[] = [];
     for (const p of paths) {
       const all = concurrent.get(p.name)!;
@@ -319,11 +323,19 @@ try {
     if (r.added_p50 !== undefined) json[`${key}_added_p50_ms`] = r.added_p50;
     if (r.added_p99 !== undefined) json[`${key}_added_p99_ms`] = r.added_p99;
   }
-  console.log(
-    `\ngateway time by phase, mean over ${phaseCalls} calls (Server-Timing): ` +
-      [...phases].map(([name, total]) => `${name} ${(total / phaseCalls).toFixed(3)} ms`).join(", "),
-  );
-  for (const [name, total] of phases) json[`gateway_phase_${name}_mean_ms`] = total / phaseCalls;
+  console.log("\ngateway time by phase, p50 of the sequential calls (Server-Timing):");
+  for (const u of upstreams) {
+    const own = [...phases].filter(([key]) => key.startsWith(`${u.name}_`));
+    const line = own.map(([key, values]) => {
+      const p50 = percentile(
+        [...values].sort((a, b) => a - b),
+        50,
+      );
+      json[`${key}_phase_p50_ms`] = p50;
+      return `${key.slice(u.name.length + 1)} ${ms(p50)}`;
+    });
+    console.log(`  ${u.name}: ${line.join(", ")}`);
+  }
   console.log("");
   for (const u of upstreams) {
     const gateway = rows.find((r) => r.upstream === u.name && r.name === "gateway")!;
