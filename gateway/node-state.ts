@@ -1,0 +1,153 @@
+// Node state shared by every gateway instance through Redis: the latest signed heartbeat of each
+// node (expiring on its own when the node goes quiet), call statistics (latency EWMA, decayed
+// success and failure counts), short "seen down" marks after a failure, and dissent evidence.
+// Each write is one atomic script, so instances never overwrite each other's updates.
+import type { Redis } from "ioredis";
+import { getAddress, type Address } from "viem";
+
+import type { Heartbeat } from "./heartbeat.ts";
+import type { DissentEvidence } from "./quorum.ts";
+import { LATENCY_ALPHA, STATS_DECAY, type NodeStats } from "./scoring.ts";
+
+/** Stores a heartbeat unless the stored one is as new or newer. KEYS hb, nodes; ARGV json, timestamp, ttl, node. */
+const STORE_HEARTBEAT_LUA = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ts = tonumber(cjson.decode(current).timestamp)
+  if ts ~= nil and ts >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1
+`;
+
+/** `updateStats` of scoring.ts inside Redis. KEYS stats; ARGV ok (1/0), latency ms, decay, alpha. */
+const UPDATE_STATS_LUA = `
+local f = redis.call('HMGET', KEYS[1], 'ewma', 'ok', 'fail')
+local ewma = tonumber(f[1])
+local ok = (tonumber(f[2]) or 0) * tonumber(ARGV[3])
+local fail = (tonumber(f[3]) or 0) * tonumber(ARGV[3])
+if ARGV[1] == '1' then
+  local x = tonumber(ARGV[2])
+  if ewma == nil then ewma = x else ewma = ewma + tonumber(ARGV[4]) * (x - ewma) end
+  ok = ok + 1
+else
+  fail = fail + 1
+end
+if ewma ~= nil then redis.call('HSET', KEYS[1], 'ewma', tostring(ewma)) end
+redis.call('HSET', KEYS[1], 'ok', tostring(ok), 'fail', tostring(fail))
+return 1
+`;
+
+export interface StoredNode {
+  heartbeat: Heartbeat;
+  stats: NodeStats;
+  downUntil: number;
+}
+
+type Scripts = {
+  inframeshStoreHeartbeat(
+    hb: string,
+    nodes: string,
+    json: string,
+    ts: number,
+    ttl: number,
+    node: string,
+  ): Promise<number>;
+  inframeshUpdateStats(key: string, ok: string, latency: number, decay: number, alpha: number): Promise<number>;
+};
+
+export class NodeStateStore {
+  readonly #redis: Redis & Scripts;
+  readonly #prefix: string;
+
+  constructor(redis: Redis, prefix: string) {
+    redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 2, lua: STORE_HEARTBEAT_LUA });
+    redis.defineCommand("inframeshUpdateStats", { numberOfKeys: 1, lua: UPDATE_STATS_LUA });
+    this.#redis = redis as Redis & Scripts;
+    this.#prefix = prefix;
+  }
+
+  #key(kind: string, node: Address): string {
+    return `${this.#prefix}${kind}:${node.toLowerCase()}`;
+  }
+
+  /** Stores a verified heartbeat for `ttlMs`; false when it is not newer than the stored one (a replay). */
+  async storeHeartbeat(heartbeat: Heartbeat, ttlMs: number): Promise<boolean> {
+    const stored = await this.#redis.inframeshStoreHeartbeat(
+      this.#key("hb", heartbeat.node),
+      `${this.#prefix}nodes`,
+      JSON.stringify(heartbeat),
+      heartbeat.timestamp,
+      ttlMs,
+      heartbeat.node,
+    );
+    return stored === 1;
+  }
+
+  /** Every node with a live heartbeat, with its stats and down mark. Forgets nodes whose heartbeat expired. */
+  async nodes(): Promise<StoredNode[]> {
+    const members = await this.#redis.smembers(`${this.#prefix}nodes`);
+    if (members.length === 0) return [];
+    const pipeline = this.#redis.pipeline();
+    for (const m of members) {
+      const node = m as Address;
+      pipeline.get(this.#key("hb", node));
+      pipeline.hmget(this.#key("stats", node), "ewma", "ok", "fail");
+      pipeline.pttl(this.#key("down", node));
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const now = Date.now();
+    const out: StoredNode[] = [];
+    const gone: string[] = [];
+    members.forEach((member, i) => {
+      const hb = results[i * 3]?.[1] as string | null;
+      const stats = (results[i * 3 + 1]?.[1] ?? [null, null, null]) as (string | null)[];
+      const downTtl = Number(results[i * 3 + 2]?.[1] ?? -2);
+      if (hb === null) {
+        gone.push(member);
+        return;
+      }
+      const heartbeat = JSON.parse(hb) as Heartbeat;
+      heartbeat.node = getAddress(heartbeat.node);
+      out.push({
+        heartbeat,
+        stats: {
+          latencyEwmaMs: stats[0] === null || stats[0] === undefined ? undefined : Number(stats[0]),
+          successes: Number(stats[1] ?? 0),
+          failures: Number(stats[2] ?? 0),
+        },
+        downUntil: downTtl > 0 ? now + downTtl : 0,
+      });
+    });
+    if (gone.length > 0) await this.#redis.srem(`${this.#prefix}nodes`, ...gone);
+    return out;
+  }
+
+  /** Records one call's outcome in the node's shared statistics. */
+  async recordOutcome(node: Address, outcome: { ok: true; latencyMs: number } | { ok: false }): Promise<void> {
+    await this.#redis.inframeshUpdateStats(
+      this.#key("stats", node),
+      outcome.ok ? "1" : "0",
+      outcome.ok ? outcome.latencyMs : 0,
+      STATS_DECAY,
+      LATENCY_ALPHA,
+    );
+  }
+
+  /** Marks a node as seen down for `ms`, for every instance. */
+  async markDown(node: Address, ms: number): Promise<void> {
+    await this.#redis.set(this.#key("down", node), "1", "PX", ms);
+  }
+
+  /** Stores dissent evidence under its digest (once, whichever instance saw it first); true when new. */
+  async recordEvidence(digest: string, evidence: DissentEvidence): Promise<boolean> {
+    return (await this.#redis.hsetnx(`${this.#prefix}evidence`, digest, JSON.stringify(evidence))) === 1;
+  }
+
+  /** All recorded dissent evidence, by digest (what the keeper reads). */
+  async evidence(): Promise<Map<string, DissentEvidence>> {
+    const all = await this.#redis.hgetall(`${this.#prefix}evidence`);
+    return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as DissentEvidence]));
+  }
+}

@@ -1,0 +1,126 @@
+// The gateway's Redis scripts against a real `redis-server`: the token bucket and the node
+// statistics computed inside Redis give the same answers as the pure TypeScript math, heartbeats
+// are stored newest-only and expire, and dissent evidence is kept once per digest.
+import { expect } from "chai";
+import { Redis } from "ioredis";
+import { getAddress, type Address } from "viem";
+
+import { GatewayError } from "../../gateway/errors.ts";
+import type { Heartbeat } from "../../gateway/heartbeat.ts";
+import { NodeStateStore } from "../../gateway/node-state.ts";
+import type { DissentEvidence } from "../../gateway/quorum.ts";
+import { RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
+import { EMPTY_STATS, updateStats, type NodeStats } from "../../gateway/scoring.ts";
+import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
+
+const NODE = getAddress("0x00000000000000000000000000000000000000c1") as Address;
+
+describe("gateway Redis scripts (real redis-server)", function () {
+  this.timeout(30_000);
+  let server: LocalRedis;
+  let redis: Redis;
+
+  before(async function () {
+    server = await startRedis();
+    redis = new Redis(server.url);
+  });
+
+  after(async function () {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  it("the token bucket in Redis allows and refuses exactly as takeToken does", async function () {
+    const limiter = new RedisRateLimiter(redis, "t1:");
+    const limit = { capacity: 3, refillPerSecond: 4 };
+    const times = [1_000, 1_000, 1_000, 1_000, 1_100, 1_250, 1_250, 1_500, 3_000, 3_000, 3_000, 3_000, 2_000];
+    let state: BucketState | undefined;
+    for (const t of times) {
+      const pure = takeToken(state, t, limit);
+      state = pure.state;
+      let allowed = true;
+      let retryAfter = "";
+      try {
+        await limiter.take("k", limit, t);
+      } catch (error) {
+        expect(error).to.be.instanceOf(GatewayError);
+        expect((error as GatewayError).status).to.equal(429);
+        allowed = false;
+        retryAfter = (error as GatewayError).headers["retry-after"] ?? "";
+      }
+      expect(allowed, `at ${t} ms`).to.equal(pure.allowed);
+      if (!allowed) expect(Number(retryAfter)).to.equal(Math.max(1, Math.ceil(pure.retryAfterMs / 1000)));
+    }
+  });
+
+  it("keeps one bucket per subject", async function () {
+    const limiter = new RedisRateLimiter(redis, "t2:");
+    const limit = { capacity: 1, refillPerSecond: 0.001 };
+    await limiter.take("a", limit, 1);
+    await limiter.take("b", limit, 1);
+    let refused = 0;
+    for (const s of ["a", "b"]) await limiter.take(s, limit, 2).catch(() => refused++);
+    expect(refused).to.equal(2);
+  });
+
+  it("node statistics in Redis follow updateStats", async function () {
+    const store = new NodeStateStore(redis, "t3:");
+    const outcomes = [
+      { ok: true as const, latencyMs: 12 },
+      { ok: true as const, latencyMs: 30 },
+      { ok: false as const },
+      { ok: true as const, latencyMs: 7.5 },
+      { ok: false as const },
+    ];
+    let expected: NodeStats = EMPTY_STATS;
+    for (const o of outcomes) {
+      await store.recordOutcome(NODE, o);
+      expected = updateStats(expected, o);
+    }
+    await store.storeHeartbeat(heartbeat(Date.now()), 10_000);
+    const [stored] = await store.nodes();
+    expectNear(stored!.stats.latencyEwmaMs, expected.latencyEwmaMs!);
+    expectNear(stored!.stats.successes, expected.successes);
+    expectNear(stored!.stats.failures, expected.failures);
+  });
+
+  it("stores a heartbeat only when newer, and forgets the node when it expires", async function () {
+    const store = new NodeStateStore(redis, "t4:");
+    const now = Date.now();
+    expect(await store.storeHeartbeat(heartbeat(now), 300)).to.equal(true);
+    expect(await store.storeHeartbeat(heartbeat(now), 300)).to.equal(false);
+    expect(await store.storeHeartbeat(heartbeat(now - 1), 300)).to.equal(false);
+    expect(await store.storeHeartbeat(heartbeat(now + 1), 300)).to.equal(true);
+    expect((await store.nodes()).map((n) => n.heartbeat.timestamp)).to.deep.equal([now + 1]);
+    await store.markDown(NODE, 5_000);
+    expect((await store.nodes())[0]!.downUntil).to.be.greaterThan(Date.now());
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await store.nodes()).to.deep.equal([]);
+    expect(await redis.smembers("t4:nodes")).to.deep.equal([]);
+  });
+
+  it("records dissent evidence once per digest", async function () {
+    const store = new NodeStateStore(redis, "t5:");
+    const record = { kind: "quorum-dissent", node: NODE } as unknown as DissentEvidence;
+    expect(await store.recordEvidence("0xd1", record)).to.equal(true);
+    expect(await store.recordEvidence("0xd1", record)).to.equal(false);
+    expect([...(await store.evidence()).keys()]).to.deep.equal(["0xd1"]);
+  });
+});
+
+function heartbeat(timestamp: number): Heartbeat {
+  return {
+    chain_id: 31337,
+    node: NODE,
+    endpoint: "http://127.0.0.1:9",
+    models: [1],
+    load: 0,
+    hardware: { cpus: 1, memory_bytes: 1, gpus: [] },
+    timestamp,
+  };
+}
+
+/** |actual − expected| < 1e-9 (chai's closeTo is replaced by a bigint matcher when hardhat-ethers loads). */
+function expectNear(actual: number | undefined, expected: number): void {
+  expect(actual !== undefined && Math.abs(actual - expected) < 1e-9, `${actual} ≈ ${expected}`).to.equal(true);
+}
