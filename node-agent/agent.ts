@@ -24,7 +24,8 @@ import { loadModel } from "../sdk/manifest/loader.ts";
 import { descriptorHash, parseModelYaml } from "../sdk/manifest/model-yaml.ts";
 import { findModelId, readModel, servingPointerReader, type ModelContracts } from "../sdk/models.ts";
 import type { AgentConfig } from "./config.ts";
-import { detectGpus, readGpuUsage } from "./hardware.ts";
+import { startHeartbeats } from "../gateway/heartbeat-client.ts";
+import { detectGpus, detectHardware, readGpuUsage } from "./hardware.ts";
 import { JobError, serveJob, type ServedModelTerms } from "./jobs.ts";
 import { keystorePassword, openKeystore } from "./keystore.ts";
 import { Outbox, OutboxSender, openOutboxDatabase, type SqlClient } from "./outbox.ts";
@@ -438,7 +439,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
   const refreshTimer = setInterval(() => void refresh(), options.refreshMs ?? DEFAULT_REFRESH_MS);
   refreshTimer.unref();
 
+  let heartbeats: { stop(): Promise<void> } | undefined;
   const stop = async () => {
+    await heartbeats?.stop();
     clearInterval(refreshTimer);
     await refreshing;
     await sender.stop();
@@ -462,6 +465,28 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
   } catch (error) {
     await stop();
     throw error;
+  }
+  if (config.gateway !== undefined) {
+    // Gateways route only to nodes whose signed heartbeat is fresh: start once every model is loaded.
+    const spec = detectHardware();
+    heartbeats = startHeartbeats(
+      {
+        chainId: record.chainId,
+        signer: account,
+        endpoint: config.endpoint ?? url,
+        models: () => [...models.keys()],
+        load: () => 0,
+        hardware: {
+          cpus: spec.cpu_cores,
+          memory_bytes: spec.memory_bytes,
+          gpus: spec.gpus.map((g) => ({ name: g.name, memory_bytes: g.memory_mib * 2 ** 20 })),
+        },
+      },
+      {
+        gateways: [config.gateway],
+        onError: (gateway, error) => log.warn({ gateway, err: error.message }, "heartbeat refused"),
+      },
+    );
   }
   log.info({ url, models: [...models.values()].map((m) => m.name) }, "node agent ready");
   return { url, nodeId: account.address, models, outbox, sender, domain, refresh, stop };
