@@ -9,6 +9,9 @@ import { z } from "zod";
 import { addressSchema, signatureSchema } from "../sdk/receipt.ts";
 import { GatewayError } from "./errors.ts";
 import type { Hardware } from "./scoring.ts";
+import { canonicalJson } from "../sdk/canonical-json.ts";
+
+export { canonicalJson };
 
 const MAX_MODELS = 256;
 const MAX_GPUS = 64;
@@ -47,18 +50,6 @@ export type Heartbeat = z.output<typeof heartbeatSchema>;
 /** The body of `POST /v1/heartbeats`. */
 export const signedHeartbeatSchema = z.strictObject({ heartbeat: heartbeatSchema, signature: signatureSchema });
 export type SignedHeartbeat = z.output<typeof signedHeartbeatSchema>;
-
-/** JSON with object keys sorted at every level and no whitespace: one byte string per value. Pure. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
 
 /** The exact message a node signs for `heartbeat`. Pure. */
 export function heartbeatMessage(heartbeat: z.input<typeof heartbeatSchema>): string {

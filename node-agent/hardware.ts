@@ -5,6 +5,9 @@ import { spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 
 import { keccak256, stringToHex, type Hex } from "viem";
+import { canonicalJson } from "../sdk/canonical-json.ts";
+
+export { canonicalJson };
 
 export interface GpuSpec {
   name: string;
@@ -32,18 +35,6 @@ export function parseNvidiaSmi(output: string): GpuSpec[] {
       if (comma < 0 || name === "" || memory === null) throw new Error(`unexpected nvidia-smi line: ${line}`);
       return { name, memory_mib: Number(memory[1]) };
     });
-}
-
-/** JSON with object keys sorted at every level and no whitespace. Pure. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** keccak256 of the spec's canonical JSON: the registry's hardwareSpecHash. Pure. */
