@@ -37,6 +37,7 @@ export interface StartOptions {
   zk?: ZkVerifierRegistry;
   logger?: Logger;
   onEpochStep?: (row: EpochRow) => void;
+  onVerdict?: (jobId: string, status: "verified" | "rejected") => void;
 }
 
 export async function startOracle(config: OracleConfig, options: StartOptions = {}): Promise<RunningOracle> {
@@ -64,6 +65,7 @@ export async function startOracle(config: OracleConfig, options: StartOptions = 
     expiryGraceSeconds: config.expiryGraceSeconds,
     minTier: config.minTier,
     metrics,
+    ...(options.onVerdict ? { onVerdict: options.onVerdict } : {}),
   };
   const workers = roles.has("worker")
     ? startWorkers({

@@ -21,6 +21,8 @@ export interface VerifierDeps {
   expiryGraceSeconds: number;
   minTier: number;
   metrics?: OracleMetrics;
+  /** Called after a verdict is durably recorded (benchmarks time it). */
+  onVerdict?: (jobId: string, status: "verified" | "rejected") => void;
 }
 
 /** Verifies one stored receipt and records the verdict. Returns the status written (null: already decided). */
@@ -46,8 +48,10 @@ export async function verifyStoredReceipt(deps: VerifierDeps, jobId: string): Pr
   });
   if (!verdict.ok) {
     const written = await deps.store.markRejected(jobId, verdict.rejection);
-    if (written) deps.metrics?.verdicts.inc({ status: "rejected", reason: verdict.rejection.code });
-    return written ? "rejected" : null;
+    if (!written) return null;
+    deps.metrics?.verdicts.inc({ status: "rejected", reason: verdict.rejection.code });
+    deps.onVerdict?.(jobId, "rejected");
+    return "rejected";
   }
   const client = receipt.work_unit.requested_by;
   const balance = await deps.chain.escrowBalance(client, block);
@@ -56,8 +60,10 @@ export async function verifyStoredReceipt(deps: VerifierDeps, jobId: string): Pr
     { client, fee: verdict.fee, publisher: verdict.publisher, escrowBalance: balance },
     (pending) => checkEscrow(client, balance, pending, verdict.fee),
   );
-  if (status !== null)
+  if (status !== null) {
     deps.metrics?.verdicts.inc({ status, reason: status === "rejected" ? "insufficient_escrow" : "" });
+    deps.onVerdict?.(jobId, status);
+  }
   return status;
 }
 

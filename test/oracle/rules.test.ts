@@ -200,3 +200,16 @@ describe("oracle rules", function () {
     });
   });
 });
+
+describe("receipt wire format on hostile values", function () {
+  it("never throws from safeParse (zod runs refinements after a failed regex)", async function () {
+    const json = await makeReceipt(domain, ids);
+    const hostile: unknown[] = ["x", "__proto__", "💥", "", "-1", 1.5, -1, 2 ** 64, null, [], {}, "9".repeat(90)];
+    for (const value of hostile) {
+      for (const field of ["max_fee", "expires_at"] as const) {
+        const result = receiptJsonSchema.safeParse({ ...json, work_unit: { ...json.work_unit, [field]: value } });
+        expect(result.success, `${field} = ${JSON.stringify(value)}`).to.equal(false);
+      }
+    }
+  });
+});
