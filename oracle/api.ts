@@ -211,6 +211,10 @@ export function createApi(deps: ApiDeps): express.Express {
     res.json(epochJson(epoch));
   });
 
+  app.get("/v1/stats", async (_req, res) => {
+    res.json({ receipts: await deps.store.countByStatus() });
+  });
+
   app.get("/healthz", (_req, res) => {
     res.json({ ok: true });
   });

@@ -6,7 +6,17 @@ import { startOracle } from "./service.ts";
 
 try {
   const config = loadOracleConfig();
-  const oracle = await startOracle(config);
+  // Fault injection for the crash tests: SIGKILL this process right after an epoch step is persisted.
+  const killAfter = process.env.INFRAMESH_ORACLE_KILL_AFTER_STATE;
+  const oracle = await startOracle(config, {
+    ...(killAfter
+      ? {
+          onEpochStep: (row) => {
+            if (row.state === killAfter) process.kill(process.pid, "SIGKILL");
+          },
+        }
+      : {}),
+  });
   // A line tests and scripts wait for; the URL is where the API listens.
   console.log(`oracle listening on ${oracle.url || "(no api role)"} as ${config.oracleAddress}`);
   let stopping = false;

@@ -91,6 +91,9 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { "200": { description: "signature" }, ...errors(400, 409) },
         },
       },
+      "/v1/stats": {
+        get: { summary: "Receipts by status", responses: { "200": { description: "counts" } } },
+      },
       "/healthz": { get: { summary: "Process alive", responses: { "200": { description: "ok" } } } },
       "/readyz": {
         get: {
