@@ -16,8 +16,9 @@ import type { OracleMetrics } from "./metrics.ts";
 import { epochNumberSchema, openApiDocument, signRequestSchema } from "./openapi.ts";
 import type { ReceiptQueue } from "./queue.ts";
 import { checkInputHash } from "./rules/receipt.ts";
+import { batcher } from "./batcher.ts";
 import { canonicalJson } from "./settlement/builder.ts";
-import type { EpochRow, OracleStore, StoredReceipt } from "./store/store.ts";
+import type { EpochRow, NewReceipt, OracleStore, StoredReceipt } from "./store/store.ts";
 
 export interface ApiDeps {
   store: OracleStore;
@@ -89,6 +90,9 @@ export function createApi(deps: ApiDeps): express.Express {
   app.disable("x-powered-by");
   app.set("query parser", "simple");
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  // Concurrent submissions are recorded by one INSERT (group commit): each still answers only
+  // after its own row is durable.
+  const insert = batcher((rs: NewReceipt[]) => deps.store.insertReceipts(rs));
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const header = req.get("x-request-id");
@@ -128,7 +132,8 @@ export function createApi(deps: ApiDeps): express.Express {
     const body = storedBody(receipt);
     const bodySha256 = sha256(stringToHex(canonicalJson(body)));
     const rejection = checkInputHash(receipt);
-    const result = await deps.store.insertReceipt({
+    const receivedAt = now();
+    const result = await insert({
       jobId: receipt.work_unit.job_id,
       body,
       bodySha256,
@@ -136,7 +141,7 @@ export function createApi(deps: ApiDeps): express.Express {
       node: receipt.proof_of_serving.node_id,
       modelId: receipt.work_unit.model_ref.model_id,
       modelVersion: receipt.work_unit.model_ref.version,
-      receivedAt: now(),
+      receivedAt,
       ...(rejection ? { rejection } : {}),
     });
     if (!result.inserted) {
@@ -155,7 +160,7 @@ export function createApi(deps: ApiDeps): express.Express {
     deps.metrics.received.inc({ outcome: rejection ? "rejected" : "queued" });
     if (!rejection) {
       // The receipt is durable already: if Redis is down, the sweeper enqueues it later.
-      await deps.queue.enqueue(receipt.work_unit.job_id).catch((error: unknown) => {
+      await deps.queue.enqueue({ jobId: receipt.work_unit.job_id, body, receivedAt }).catch((error: unknown) => {
         deps.logger.warn({ reqId: res.locals.requestId, err: String(error) }, "enqueue failed; the sweeper retries");
       });
     }

@@ -1,12 +1,15 @@
 // The verification queue: BullMQ on Redis, one job per receipt with the receipt's job id as the
-// BullMQ job id, so a receipt enqueued twice (a retry, the sweeper) is one job. The job carries
-// only the id: the database is the source of truth, and Redis may lose everything (a restart
-// without persistence) without losing a receipt (see `sweepQueued`).
+// BullMQ job id, so a receipt enqueued twice (a retry, the sweeper) is one job. The database is
+// the source of truth: Redis may lose everything (a restart without persistence) without losing a
+// receipt, since the sweeper puts every receipt still `queued` in the database back on the queue.
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 
+/** The receipt travels with the job so the worker need not read it back; the database still decides. */
 export interface ReceiptJobData {
   jobId: string;
+  body: Record<string, unknown>;
+  receivedAt: number;
 }
 
 export interface ReceiptQueue {
@@ -14,8 +17,8 @@ export interface ReceiptQueue {
   /** True when Redis answers PING. */
   ping(): Promise<boolean>;
   /** Adds jobs; adds made in the same tick go to Redis as one addBulk. */
-  enqueue(jobId: string): Promise<void>;
-  enqueueMany(jobIds: readonly string[]): Promise<void>;
+  enqueue(job: ReceiptJobData): Promise<void>;
+  enqueueMany(jobs: readonly ReceiptJobData[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,21 +41,21 @@ export function createReceiptQueue(redisUrl: string, name: string): ReceiptQueue
   connection.on("error", () => {}); // reported through failed adds and /readyz
   const queue = new Queue<ReceiptJobData>(name, { connection });
   queue.on("error", () => {});
-  let pending: { jobId: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let pending: { job: ReceiptJobData; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let scheduled = false;
 
   const flush = async () => {
     scheduled = false;
     const batch = pending;
     pending = [];
-    const unique = [...new Set(batch.map((p) => p.jobId))];
+    const unique = [...new Map(batch.map((p) => [p.job.jobId, p.job])).values()];
     try {
       await queue.addBulk(
-        unique.map((jobId) => ({
+        unique.map((job) => ({
           name: "verify",
-          data: { jobId },
+          data: job,
           opts: {
-            jobId,
+            jobId: job.jobId,
             attempts: JOB_ATTEMPTS,
             backoff: { type: "exponential", delay: 200 },
             removeOnComplete: true,
@@ -66,9 +69,9 @@ export function createReceiptQueue(redisUrl: string, name: string): ReceiptQueue
     }
   };
 
-  const enqueue = (jobId: string) =>
+  const enqueue = (job: ReceiptJobData) =>
     new Promise<void>((resolve, reject) => {
-      pending.push({ jobId, resolve, reject });
+      pending.push({ job, resolve, reject });
       if (!scheduled) {
         scheduled = true;
         setImmediate(() => void flush());
@@ -83,8 +86,8 @@ export function createReceiptQueue(redisUrl: string, name: string): ReceiptQueue
         .then((r) => r === "PONG")
         .catch(() => false),
     enqueue,
-    async enqueueMany(jobIds) {
-      await Promise.all(jobIds.map(enqueue));
+    async enqueueMany(jobs) {
+      await Promise.all(jobs.map(enqueue));
     },
     async close() {
       await queue.close().catch(() => {});

@@ -101,7 +101,7 @@ export async function startOracle(config: OracleConfig, options: StartOptions = 
     const stale = await store.staleQueued(Date.now() - config.requeueAfterMs, 5_000);
     if (stale.length === 0) return 0;
     await queue.enqueueMany(stale);
-    await store.touchQueued(stale);
+    await store.touchQueued(stale.map((s) => s.jobId));
     metrics.requeued.inc(stale.length);
     logger.info({ count: stale.length }, "requeued receipts the queue had lost");
     return stale.length;
@@ -206,7 +206,7 @@ async function sweepOnStart(store: OracleStore, queue: ReceiptQueue, logger: Log
       const stale = await store.staleQueued(Date.now() + 1, 5_000);
       if (stale.length === 0) return;
       await queue.enqueueMany(stale);
-      await store.touchQueued(stale);
+      await store.touchQueued(stale.map((s) => s.jobId));
       logger.info({ count: stale.length }, "re-enqueued queued receipts at start");
       if (stale.length < 5_000) return;
     }

@@ -1,17 +1,19 @@
-// Verification workers: take a receipt id off the queue, read the receipt from the database,
-// apply the rules and record the verdict. The verdict write only changes a `queued` row, so a job
-// run twice (a stalled job retried after its worker died, a duplicate enqueue) records one verdict.
-// A chain read that fails throws: BullMQ retries the job, and the receipt stays `queued`.
+// Verification workers: take a receipt off the queue, apply the rules and record the verdict. The
+// verdict write only changes a `queued` row, so a job run twice (a stalled job retried after its
+// worker died, a duplicate enqueue) records one verdict. Verdicts of concurrent jobs are written
+// together in one transaction (oracle/batcher.ts). A chain read that fails throws: BullMQ retries
+// the job, and the receipt stays `queued`.
 import { Worker } from "bullmq";
 import type { Logger } from "pino";
 import type { TypedDataDomain } from "viem";
 
 import { receiptJsonSchema } from "../sdk/receipt.ts";
+import { batcher } from "./batcher.ts";
 import type { OracleChain } from "./chain.ts";
 import type { OracleMetrics } from "./metrics.ts";
 import { type ReceiptJobData, redisConnection } from "./queue.ts";
-import { type ZkVerifierRegistry, checkEscrow, verifyReceipt } from "./rules/index.ts";
-import type { OracleStore } from "./store/store.ts";
+import { type ZkVerifierRegistry, verifyReceipt } from "./rules/index.ts";
+import type { OracleStore, QueuedReceipt, Verdict } from "./store/store.ts";
 
 export interface VerifierDeps {
   store: OracleStore;
@@ -25,16 +27,16 @@ export interface VerifierDeps {
   onVerdict?: (jobId: string, status: "verified" | "rejected") => void;
 }
 
-/** Verifies one stored receipt and records the verdict. Returns the status written (null: already decided). */
-export async function verifyStoredReceipt(deps: VerifierDeps, jobId: string): Promise<string | null> {
-  const stored = await deps.store.getReceipt(jobId);
-  if (stored === undefined || stored.status !== "queued") return null;
-  // The stored body passed this schema at the API; parsing again gives the typed, normalised form.
-  const receipt = receiptJsonSchema.parse(stored.body);
+/** Applies every rule to a queued receipt: the verdict, not yet recorded. */
+export async function judge(deps: VerifierDeps, queued: QueuedReceipt): Promise<Verdict> {
+  // The body passed this schema at the API; parsing again gives the typed, normalised form.
+  const parsed = receiptJsonSchema.safeParse(queued.body);
+  if (!parsed.success) throw new Error(`stored receipt ${queued.jobId} no longer parses`);
+  const receipt = parsed.data;
   const block = await deps.chain.block();
   const verdict = await verifyReceipt(receipt, {
     domain: deps.domain,
-    receivedAt: stored.receivedAt,
+    receivedAt: queued.receivedAt,
     expiryGraceSeconds: deps.expiryGraceSeconds,
     minTier: deps.minTier,
     zk: deps.zk,
@@ -46,25 +48,33 @@ export async function verifyStoredReceipt(deps: VerifierDeps, jobId: string): Pr
       return { node, model };
     },
   });
-  if (!verdict.ok) {
-    const written = await deps.store.markRejected(jobId, verdict.rejection);
-    if (!written) return null;
-    deps.metrics?.verdicts.inc({ status: "rejected", reason: verdict.rejection.code });
-    deps.onVerdict?.(jobId, "rejected");
-    return "rejected";
-  }
+  if (!verdict.ok) return { jobId: queued.jobId, ok: false, rejection: verdict.rejection };
   const client = receipt.work_unit.requested_by;
-  const balance = await deps.chain.escrowBalance(client, block);
-  const status = await deps.store.markVerified(
-    jobId,
-    { client, fee: verdict.fee, publisher: verdict.publisher, escrowBalance: balance },
-    (pending) => checkEscrow(client, balance, pending, verdict.fee),
-  );
-  if (status !== null) {
-    deps.metrics?.verdicts.inc({ status, reason: status === "rejected" ? "insufficient_escrow" : "" });
-    deps.onVerdict?.(jobId, status);
-  }
-  return status;
+  return {
+    jobId: queued.jobId,
+    ok: true,
+    client,
+    fee: verdict.fee,
+    publisher: verdict.publisher,
+    escrowBalance: await deps.chain.escrowBalance(client, block),
+  };
+}
+
+/** Verifies receipts and records their verdicts in group-committed transactions. */
+export function verifier(deps: VerifierDeps): (queued: QueuedReceipt) => Promise<"verified" | "rejected" | null> {
+  const record = batcher((verdicts: Verdict[]) => deps.store.recordVerdicts(verdicts));
+  return async (queued) => {
+    const verdict = await judge(deps, queued);
+    const status = await record(verdict);
+    if (status !== null) {
+      deps.metrics?.verdicts.inc({
+        status,
+        reason: verdict.ok ? (status === "rejected" ? "insufficient_escrow" : "") : verdict.rejection.code,
+      });
+      deps.onVerdict?.(queued.jobId, status);
+    }
+    return status;
+  };
 }
 
 export function startWorkers(
@@ -72,10 +82,11 @@ export function startWorkers(
 ): { worker: Worker<ReceiptJobData>; close(): Promise<void> } {
   const connection = redisConnection(deps.redisUrl, true);
   connection.on("error", () => {});
+  const verify = verifier(deps);
   const worker = new Worker<ReceiptJobData>(
     deps.queueName,
     async (job) => {
-      await verifyStoredReceipt(deps, job.data.jobId);
+      await verify(job.data);
     },
     {
       connection,

@@ -3,6 +3,7 @@
 // runs twice (after a crash, a stalled job, a duplicate delivery) changes nothing the second time.
 import type { Address } from "viem";
 
+import { checkEscrow } from "../rules/chain-facts.ts";
 import type { Rejection } from "../rules/reasons.ts";
 import type { Db, Sql } from "./db.ts";
 
@@ -71,6 +72,18 @@ export interface NewReceipt {
   rejection?: Rejection;
 }
 
+/** A receipt waiting for verification, as the queue carries it. */
+export interface QueuedReceipt {
+  jobId: string;
+  body: Record<string, unknown>;
+  receivedAt: number;
+}
+
+/** A worker's verdict on one receipt. */
+export type Verdict =
+  | { jobId: string; ok: false; rejection: Rejection }
+  | { jobId: string; ok: true; client: Address; fee: bigint; publisher: Address; escrowBalance: bigint };
+
 /** A verified receipt as the settlement builder needs it. */
 export interface SettlementReceipt {
   jobId: string;
@@ -133,15 +146,21 @@ export class OracleStore {
   }
 
   /**
-   * Records a receipt as queued (or already rejected). Returns the stored row when the job id was
-   * already known (nothing is written then).
+   * Records many receipts in one statement (group commit of concurrent API requests). For each,
+   * in order: inserted, or the row already stored under its job id (including an earlier item of
+   * the same batch).
    */
-  async insertReceipt(r: NewReceipt): Promise<{ inserted: true } | { inserted: false; existing: StoredReceipt }> {
+  async insertReceipts(
+    rs: readonly NewReceipt[],
+  ): Promise<({ inserted: true } | { inserted: false; existing: StoredReceipt })[]> {
     const now = Date.now();
-    const inserted = await this.db.query(
-      `INSERT INTO receipts (job_id, body, body_sha256, client, node, model_id, model_version, status, reason_code, reason, received_at, updated_at_ms)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
-      [
+    const first = new Map<string, NewReceipt>();
+    for (const r of rs) if (!first.has(r.jobId)) first.set(r.jobId, r);
+    const rows = [...first.values()];
+    const params: unknown[] = [];
+    const values = rows.map((r) => {
+      const base = params.length;
+      params.push(
         r.jobId,
         JSON.stringify(r.body),
         r.bodySha256,
@@ -154,12 +173,145 @@ export class OracleStore {
         r.rejection?.message ?? null,
         r.receivedAt,
         now,
-      ],
-    );
-    if (inserted.rows.length > 0) return { inserted: true };
-    const existing = await this.getReceipt(r.jobId);
-    if (existing === undefined) throw new Error(`receipt ${r.jobId} neither inserted nor found`);
-    return { inserted: false, existing };
+      );
+      return `(${Array.from({ length: 12 }, (_, i) => `$${base + i + 1}`).join(", ")})`;
+    });
+    const inserted = new Set<string>();
+    if (rows.length > 0) {
+      const result = await this.db.query<{ job_id: string }>(
+        `INSERT INTO receipts (job_id, body, body_sha256, client, node, model_id, model_version, status, reason_code, reason, received_at, updated_at_ms)
+         VALUES ${values.join(", ")} ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
+        params,
+      );
+      for (const row of result.rows) inserted.add(row.job_id);
+    }
+    const claimed = new Set<NewReceipt>(rows.filter((r) => inserted.has(r.jobId)));
+    const others = [...new Set(rs.filter((r) => !claimed.has(r)).map((r) => r.jobId))];
+    const existing = new Map<string, StoredReceipt>();
+    if (others.length > 0) {
+      const { rows: found } = await this.db.query<ReceiptRow>(
+        `SELECT ${RECEIPT_COLUMNS} FROM receipts WHERE job_id = ANY($1)`,
+        [others],
+      );
+      for (const row of found) existing.set(row.job_id, toReceipt(row));
+    }
+    return rs.map((r) => {
+      if (claimed.has(r)) return { inserted: true as const };
+      const e = existing.get(r.jobId);
+      if (e === undefined) throw new Error(`receipt ${r.jobId} neither inserted nor found`);
+      return { inserted: false as const, existing: e };
+    });
+  }
+
+  /**
+   * Records many verdicts in one transaction (group commit of the workers). Only `queued` rows
+   * change, so a verdict written twice counts once. A verified receipt's fee joins its client's
+   * unsettled fees only while they stay within the client's escrow balance; otherwise it is
+   * rejected (insufficient_escrow). Returns the status written per item, or null when the receipt
+   * was no longer queued.
+   */
+  async recordVerdicts(verdicts: readonly Verdict[]): Promise<("verified" | "rejected" | null)[]> {
+    return this.db.transaction(async (tx) => {
+      const now = Date.now();
+      const written = new Map<string, "verified" | "rejected">();
+      const seen = new Set<string>();
+      const unique = verdicts.filter((v) => !seen.has(v.jobId) && seen.add(v.jobId));
+
+      const rejectRows = async (rows: { jobId: string; rejection: Rejection }[]) => {
+        if (rows.length === 0) return [] as string[];
+        const params: unknown[] = [now];
+        const values = rows.map((r) => {
+          params.push(r.jobId, r.rejection.code, r.rejection.message);
+          const n = params.length;
+          return `($${n - 2}::text, $${n - 1}::text, $${n}::text)`;
+        });
+        const { rows: out } = await tx.query<{ job_id: string }>(
+          `UPDATE receipts SET status = 'rejected', fee = NULL, publisher = NULL, reason_code = v.code, reason = v.reason, updated_at_ms = $1
+           FROM (VALUES ${values.join(", ")}) AS v(job_id, code, reason)
+           WHERE receipts.job_id = v.job_id AND receipts.status IN ('queued', 'verified') AND receipts.epoch IS NULL
+           RETURNING receipts.job_id`,
+          params,
+        );
+        return out.map((r) => r.job_id);
+      };
+
+      const rejected = unique.filter((v): v is Extract<Verdict, { ok: false }> => !v.ok);
+      const queuedRejections = rejected.map((v) => ({ jobId: v.jobId, rejection: v.rejection }));
+      if (queuedRejections.length > 0) {
+        const params: unknown[] = [now];
+        const values = queuedRejections.map((r) => {
+          params.push(r.jobId, r.rejection.code, r.rejection.message);
+          const n = params.length;
+          return `($${n - 2}::text, $${n - 1}::text, $${n}::text)`;
+        });
+        const { rows } = await tx.query<{ job_id: string }>(
+          `UPDATE receipts SET status = 'rejected', reason_code = v.code, reason = v.reason, updated_at_ms = $1
+           FROM (VALUES ${values.join(", ")}) AS v(job_id, code, reason)
+           WHERE receipts.job_id = v.job_id AND receipts.status = 'queued'
+           RETURNING receipts.job_id`,
+          params,
+        );
+        for (const r of rows) written.set(r.job_id, "rejected");
+      }
+
+      const verified = unique.filter((v): v is Extract<Verdict, { ok: true }> => v.ok);
+      if (verified.length > 0) {
+        const params: unknown[] = [now];
+        const values = verified.map((v) => {
+          params.push(v.jobId, v.fee.toString(), v.publisher);
+          const n = params.length;
+          return `($${n - 2}::text, $${n - 1}::numeric, $${n}::text)`;
+        });
+        const { rows: claimedRows } = await tx.query<{ job_id: string }>(
+          `UPDATE receipts SET status = 'verified', fee = v.fee, publisher = v.publisher, updated_at_ms = $1
+           FROM (VALUES ${values.join(", ")}) AS v(job_id, fee, publisher)
+           WHERE receipts.job_id = v.job_id AND receipts.status = 'queued'
+           RETURNING receipts.job_id`,
+          params,
+        );
+        const claimed = new Set(claimedRows.map((r) => r.job_id));
+        const mine = verified.filter((v) => claimed.has(v.jobId));
+        if (mine.length > 0) {
+          const clients = [...new Set(mine.map((v) => v.client))];
+          await tx.query(
+            "INSERT INTO client_pending (client, pending) SELECT unnest($1::text[]), 0 ON CONFLICT (client) DO NOTHING",
+            [clients],
+          );
+          // Row locks per client (PostgreSQL): concurrent writers cannot both spend one balance.
+          const { rows: pendingRows } = await tx.query<{ client: string; pending: string }>(
+            "SELECT client, pending::text AS pending FROM client_pending WHERE client = ANY($1) ORDER BY client FOR UPDATE",
+            [clients],
+          );
+          const pending = new Map(pendingRows.map((r) => [r.client, BigInt(r.pending)]));
+          const added = new Map<string, bigint>();
+          const over: { jobId: string; rejection: Rejection }[] = [];
+          for (const v of mine) {
+            const current = pending.get(v.client) ?? 0n;
+            const rejection = checkEscrow(v.client, v.escrowBalance, current, v.fee);
+            if (rejection) over.push({ jobId: v.jobId, rejection });
+            else {
+              pending.set(v.client, current + v.fee);
+              added.set(v.client, (added.get(v.client) ?? 0n) + v.fee);
+              written.set(v.jobId, "verified");
+            }
+          }
+          for (const jobId of await rejectRows(over)) written.set(jobId, "rejected");
+          if (added.size > 0) {
+            const p: unknown[] = [];
+            const vals = [...added].map(([client, amount]) => {
+              p.push(client, amount.toString());
+              return `($${p.length - 1}::text, $${p.length}::numeric)`;
+            });
+            await tx.query(
+              `UPDATE client_pending SET pending = client_pending.pending + v.amount
+               FROM (VALUES ${vals.join(", ")}) AS v(client, amount) WHERE client_pending.client = v.client`,
+              p,
+            );
+          }
+        }
+      }
+      return verdicts.map((v) => (seen.has(v.jobId) && unique.includes(v) ? (written.get(v.jobId) ?? null) : null));
+    });
   }
 
   async getReceipt(jobId: string, sql: Sql = this.db): Promise<StoredReceipt | undefined> {
@@ -168,12 +320,12 @@ export class OracleStore {
   }
 
   /** Receipts still queued since before `olderThanMs` (the queue may have lost them). */
-  async staleQueued(olderThanMs: number, limit: number): Promise<string[]> {
-    const { rows } = await this.db.query<{ job_id: string }>(
-      "SELECT job_id FROM receipts WHERE status = 'queued' AND updated_at_ms < $1 ORDER BY updated_at_ms LIMIT $2",
+  async staleQueued(olderThanMs: number, limit: number): Promise<QueuedReceipt[]> {
+    const { rows } = await this.db.query<{ job_id: string; body: Record<string, unknown>; received_at: string }>(
+      "SELECT job_id, body, received_at::text AS received_at FROM receipts WHERE status = 'queued' AND updated_at_ms < $1 ORDER BY updated_at_ms LIMIT $2",
       [olderThanMs, limit],
     );
-    return rows.map((r) => r.job_id);
+    return rows.map((r) => ({ jobId: r.job_id, body: r.body, receivedAt: Number(r.received_at) }));
   }
 
   async touchQueued(jobIds: readonly string[]): Promise<void> {
@@ -182,56 +334,6 @@ export class OracleStore {
       Date.now(),
       jobIds,
     ]);
-  }
-
-  async markRejected(jobId: string, rejection: Rejection): Promise<boolean> {
-    const { rows } = await this.db.query(
-      "UPDATE receipts SET status = 'rejected', reason_code = $2, reason = $3, updated_at_ms = $4 WHERE job_id = $1 AND status = 'queued' RETURNING job_id",
-      [jobId, rejection.code, rejection.message, Date.now()],
-    );
-    return rows.length > 0;
-  }
-
-  /**
-   * Marks a queued receipt verified and adds its fee to the client's unsettled fees, if they stay
-   * within `escrowBalance`; otherwise marks it rejected (insufficient_escrow). One transaction, so
-   * the running total and the statuses always agree. Returns the status written (or null when the
-   * receipt was no longer queued: another worker got there first).
-   */
-  async markVerified(
-    jobId: string,
-    v: { client: Address; fee: bigint; publisher: Address; escrowBalance: bigint },
-    insufficient: (pending: bigint) => Rejection | null,
-  ): Promise<"verified" | "rejected" | null> {
-    return this.db.transaction(async (tx) => {
-      const claimed = await tx.query(
-        "UPDATE receipts SET status = 'verified', fee = $2, publisher = $3, updated_at_ms = $4 WHERE job_id = $1 AND status = 'queued' RETURNING job_id",
-        [jobId, v.fee.toString(), v.publisher, Date.now()],
-      );
-      if (claimed.rows.length === 0) return null;
-      // Row lock per client (PostgreSQL): concurrent workers cannot both spend the same balance.
-      await tx.query("INSERT INTO client_pending (client, pending) VALUES ($1, 0) ON CONFLICT (client) DO NOTHING", [
-        v.client,
-      ]);
-      const { rows } = await tx.query<{ pending: string }>(
-        "SELECT pending::text AS pending FROM client_pending WHERE client = $1 FOR UPDATE",
-        [v.client],
-      );
-      const pending = BigInt(rows[0]?.pending ?? "0");
-      const rejection = insufficient(pending);
-      if (rejection) {
-        await tx.query(
-          "UPDATE receipts SET status = 'rejected', fee = NULL, publisher = NULL, reason_code = $2, reason = $3 WHERE job_id = $1",
-          [jobId, rejection.code, rejection.message],
-        );
-        return "rejected";
-      }
-      await tx.query("UPDATE client_pending SET pending = pending + $2::numeric WHERE client = $1", [
-        v.client,
-        v.fee.toString(),
-      ]);
-      return "verified";
-    });
   }
 
   async countByStatus(): Promise<Record<ReceiptStatus, number>> {

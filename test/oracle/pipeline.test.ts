@@ -90,6 +90,11 @@ describe("oracle pipeline (real chain, Redis, PGlite)", function () {
 
   const rejections: [string, () => Promise<unknown>, string][] = [
     ["an unregistered node", () => makeReceipt(world.domain, world, { node: ROLES.stranger }), "node_not_registered"],
+    [
+      "a client without escrow balance",
+      () => makeReceipt(world.domain, world, { client: ROLES.stranger }),
+      "insufficient_escrow",
+    ],
     ["a fee above max_fee", () => makeReceipt(world.domain, world, { maxFee: PRICE - 1n }), "price_above_max_fee"],
     ["an unknown model", () => makeReceipt(world.domain, world, { modelId: 99n }), "unknown_model"],
     ["an unknown version", () => makeReceipt(world.domain, world, { version: 7n }), "unknown_version"],
