@@ -75,7 +75,7 @@ export const oracleConfigSchema = z.strictObject({
   /** How long a read block number is reused; chain facts are cached per block. */
   chainCacheMs: z.number().int().min(0).max(60_000).default(1_000),
   /** Receipts still `queued` in the database this long are put on the queue again (Redis lost them). */
-  requeueAfterMs: z.number().int().min(100).max(3_600_000).default(10_000),
+  requeueAfterMs: z.number().int().min(100).max(3_600_000).default(60_000),
   sweepIntervalMs: z.number().int().min(100).max(600_000).default(2_000),
   /** Close an epoch this often (seconds); 0: only through POST /v1/epochs/close. */
   epochIntervalSeconds: z.number().int().min(0).default(0),

@@ -83,7 +83,7 @@ describe(`oracle crash test (${RECEIPTS} receipts, kill -9, Redis restart)`, fun
       configFile,
       [
         "sweepIntervalMs: 500",
-        "requeueAfterMs: 3000",
+        "requeueAfterMs: 15000",
         "settlementTickMs: 600000",
         "workerConcurrency: 16",
         "feeSchedule:",
