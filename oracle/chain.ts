@@ -158,7 +158,8 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
   const c = config.contracts;
 
   let blockAt = 0;
-  let blockPromise: Promise<bigint> | undefined;
+  let latestBlock: bigint | undefined;
+  let refreshing = false;
   const nodes = new BlockCache<NodeFacts>();
   const models = new BlockCache<ModelFacts>();
   const balances = new BlockCache<bigint>();
@@ -196,15 +197,28 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
     publicClient,
     account,
     block() {
+      // Stale-while-revalidate: once a block number is known, callers get it at once and a refresh
+      // runs in the background, so a slow RPC never stalls every receipt in flight.
       const now = Date.now();
-      if (blockPromise === undefined || now - blockAt > config.chainCacheMs) {
+      if (now - blockAt > config.chainCacheMs && !refreshing) {
         blockAt = now;
-        blockPromise = read("eth_blockNumber", () => publicClient.getBlockNumber({ cacheTime: 0 }));
-        blockPromise.catch(() => {
-          blockPromise = undefined;
-        });
+        refreshing = true;
+        const next = read("eth_blockNumber", () => publicClient.getBlockNumber({ cacheTime: 0 }));
+        next
+          .then((n) => {
+            if (latestBlock === undefined || n > latestBlock) latestBlock = n;
+          })
+          .catch(() => {
+            blockAt = 0; // retry on the next call
+          })
+          .finally(() => {
+            refreshing = false;
+          });
+        if (latestBlock === undefined) return next;
       }
-      return blockPromise;
+      return latestBlock === undefined
+        ? read("eth_blockNumber", () => publicClient.getBlockNumber({ cacheTime: 0 }))
+        : Promise.resolve(latestBlock);
     },
     nodeFacts(node, blockNumber) {
       return nodes.get(blockNumber, node, () =>
