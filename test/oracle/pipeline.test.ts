@@ -194,6 +194,19 @@ describe("oracle pipeline (real chain, Redis, PGlite)", function () {
     expect(wrong.status).to.equal(403);
   });
 
+  it("records receipts while Redis is down (202, not ready) and verifies them once it is back", async function () {
+    await world.redis.stop();
+    const receipt = await makeReceipt(world.domain, world);
+    const res = await post(oracle.url, receipt);
+    expect(res.status).to.equal(202);
+    expect((await fetch(`${oracle.url}/readyz`)).status).to.equal(503);
+    expect((await statusOf(receipt.work_unit.job_id)).status).to.equal("queued");
+    await world.redis.restart();
+    const s = await settledStatus(receipt.work_unit.job_id);
+    expect(s.status).to.equal("verified");
+    expect((await fetch(`${oracle.url}/readyz`)).status).to.equal(200);
+  });
+
   it("serves /healthz, /readyz, /metrics and an OpenAPI 3.1 document", async function () {
     expect((await fetch(`${oracle.url}/healthz`)).status).to.equal(200);
     expect((await fetch(`${oracle.url}/readyz`)).status).to.equal(200);
