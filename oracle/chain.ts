@@ -65,7 +65,9 @@ export const rewardClaimsAbi = parseAbi([
 ]);
 
 export const paymentEscrowAbi = parseAbi([
+  "struct Withdrawal { uint128 amount; uint64 withdrawableAt; }",
   "function balanceOf(address client) view returns (uint256)",
+  "function pendingWithdrawal(address client) view returns (Withdrawal)",
   "function deposit(uint256 amount)",
 ]);
 
@@ -157,9 +159,9 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
   const wallet: WalletClient<Transport, Chain, Account> = createWalletClient({ chain, transport, account });
   const c = config.contracts;
 
-  let blockAt = 0;
+  let fetchedAt = 0;
   let latestBlock: bigint | undefined;
-  let refreshing = false;
+  let refresh: Promise<bigint> | undefined;
   const nodes = new BlockCache<NodeFacts>();
   const models = new BlockCache<ModelFacts>();
   const balances = new BlockCache<bigint>();
@@ -197,28 +199,26 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
     publicClient,
     account,
     block() {
-      // Stale-while-revalidate: once a block number is known, callers get it at once and a refresh
-      // runs in the background, so a slow RPC never stalls every receipt in flight.
+      // Stale-while-revalidate: while traffic flows, callers get the known block number at once and
+      // a refresh runs in the background, so a slow RPC never stalls every receipt in flight. After
+      // an idle spell (older than two periods) the caller waits for a fresh number instead.
       const now = Date.now();
-      if (now - blockAt > config.chainCacheMs && !refreshing) {
-        blockAt = now;
-        refreshing = true;
-        const next = read("eth_blockNumber", () => publicClient.getBlockNumber({ cacheTime: 0 }));
-        next
+      const age = now - fetchedAt;
+      if (age > config.chainCacheMs && refresh === undefined) {
+        refresh = read("eth_blockNumber", () => publicClient.getBlockNumber({ cacheTime: 0 }))
           .then((n) => {
             if (latestBlock === undefined || n > latestBlock) latestBlock = n;
-          })
-          .catch(() => {
-            blockAt = 0; // retry on the next call
+            fetchedAt = Date.now();
+            return latestBlock;
           })
           .finally(() => {
-            refreshing = false;
+            refresh = undefined;
           });
-        if (latestBlock === undefined) return next;
+        // Callers served the known number do not await this one: a failure must not go unhandled.
+        refresh.catch(() => {});
       }
-      return latestBlock === undefined
-        ? read("eth_blockNumber", () => publicClient.getBlockNumber({ cacheTime: 0 }))
-        : Promise.resolve(latestBlock);
+      if (latestBlock !== undefined && age <= 2 * config.chainCacheMs) return Promise.resolve(latestBlock);
+      return refresh ?? Promise.resolve(latestBlock!);
     },
     nodeFacts(node, blockNumber) {
       return nodes.get(blockNumber, node, () =>
@@ -272,16 +272,17 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
       );
     },
     escrowBalance(client, blockNumber) {
+      // What the client can still be debited for sure: its balance less a requested withdrawal
+      // (which it may take out before an epoch that owes it is funded).
       return balances.get(blockNumber, client, () =>
-        read(`escrow balance of ${client}`, () =>
-          publicClient.readContract({
-            address: c.paymentEscrow,
-            abi: paymentEscrowAbi,
-            functionName: "balanceOf",
-            args: [client],
-            blockNumber,
-          }),
-        ),
+        read(`escrow balance of ${client}`, async () => {
+          const args = { address: c.paymentEscrow, abi: paymentEscrowAbi, blockNumber } as const;
+          const [balance, withdrawal] = await Promise.all([
+            publicClient.readContract({ ...args, functionName: "balanceOf", args: [client] }),
+            publicClient.readContract({ ...args, functionName: "pendingWithdrawal", args: [client] }),
+          ]);
+          return balance > withdrawal.amount ? balance - withdrawal.amount : 0n;
+        }),
       );
     },
     async loadFeeSchedule() {

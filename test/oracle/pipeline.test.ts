@@ -3,7 +3,7 @@
 //
 // Slow (starts a chain and deploys): run alone with `npx hardhat test mocha test/oracle/pipeline.test.ts`.
 import { expect } from "chai";
-import { type Address, getAddress } from "viem";
+import { type Address, createWalletClient, getAddress, http, parseAbi } from "viem";
 
 import { buildEarningsTree } from "../../sdk/earnings.ts";
 import { rewardClaimsAbi, paymentEscrowAbi } from "../../oracle/chain.ts";
@@ -192,6 +192,30 @@ describe("oracle pipeline (real chain, Redis, PGlite)", function () {
       headers: { authorization: "Bearer nope" },
     });
     expect(wrong.status).to.equal(403);
+  });
+
+  it("does not count escrow a client asked to withdraw", async function () {
+    const client = devAccount(ROLES.clients[1]!);
+    const balance = await world.publicClient.readContract({
+      address: world.record.contracts.paymentEscrow.address,
+      abi: paymentEscrowAbi,
+      functionName: "balanceOf",
+      args: [client.address],
+    });
+    const wallet = createWalletClient({ account: client, transport: http(world.chain.rpcUrl) });
+    const hash = await wallet.writeContract({
+      chain: null,
+      address: world.record.contracts.paymentEscrow.address,
+      abi: parseAbi(["function requestWithdrawal(uint256 amount) returns (uint64)"]),
+      functionName: "requestWithdrawal",
+      args: [balance - PRICE / 2n],
+    });
+    await world.publicClient.waitForTransactionReceipt({ hash });
+    await new Promise((r) => setTimeout(r, 2_500)); // past the oracle's block cache
+    const receipt = await makeReceipt(world.domain, world, { client: ROLES.clients[1]! });
+    expect((await post(oracle.url, receipt)).status).to.equal(202);
+    const s = await settledStatus(receipt.work_unit.job_id);
+    expect(s).to.include({ status: "rejected", reason_code: "insufficient_escrow" });
   });
 
   it("records receipts while Redis is down (202, not ready) and verifies them once it is back", async function () {
