@@ -38,7 +38,8 @@ export const addressSchema = z
 export const uint256StringSchema = z
   .string()
   .regex(/^(0|[1-9][0-9]{0,77})$/, "expected a non-negative integer as a decimal string")
-  .refine((value) => BigInt(value) <= UINT256_MAX, "larger than uint256")
+  // zod 4 runs every check even after the regex failed: guard the BigInt so bad input never throws.
+  .refine((value) => !/^[0-9]+$/.test(value) || BigInt(value) <= UINT256_MAX, "larger than uint256")
   .transform((value) => BigInt(value));
 
 const safeUint = (what: string) =>
@@ -67,7 +68,10 @@ export const workUnitJsonSchema = z.strictObject({
     .optional(),
   requested_by: addressSchema,
   /** Unix seconds after which the job may not be served. */
-  expires_at: safeUint("expires_at").refine((v) => BigInt(v) <= UINT64_MAX, "expires_at exceeds uint64"),
+  expires_at: safeUint("expires_at").refine(
+    (v) => !Number.isSafeInteger(v) || BigInt(v) <= UINT64_MAX,
+    "expires_at exceeds uint64",
+  ),
   /** Most the client pays for this job, token base units. */
   max_fee: uint256StringSchema,
 });
