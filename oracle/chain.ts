@@ -19,6 +19,7 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
+import { packDebits, type Debit } from "../sdk/earnings.ts";
 import type { Settlement } from "../sdk/eip712.ts";
 import { modelRegistryAbi } from "../sdk/models.ts";
 import { nodeStakingAbi } from "../sdk/staking.ts";
@@ -52,7 +53,7 @@ export const epochSettlementAbi = parseAbi([
 
 export const rewardClaimsAbi = parseAbi([
   SETTLEMENT_STRUCT,
-  "function collectDebits(Settlement settlement, address[] clients, uint256[] amounts)",
+  "function collectDebits(Settlement settlement, bytes32[] debits)",
   "function nextEpoch() view returns (uint64)",
   "function totals() view returns (uint256 funded, uint256 paid)",
   "function unallocatedSlash() view returns (uint256)",
@@ -61,7 +62,7 @@ export const rewardClaimsAbi = parseAbi([
   "error NotFinal(uint64 epoch, uint8 status)",
   "error SettlementMismatch(uint64 epoch, bytes32 given, bytes32 recorded)",
   "error DebitsMismatch(uint64 epoch, uint256 debited, uint256 totalDebits)",
-  "error SlashRedistributionUnsupported(uint64 epoch, uint256 redistributedSlash)",
+  "error InsufficientSlashedStake(uint256 redistributed, uint256 available)",
 ]);
 
 export const paymentEscrowAbi = parseAbi([
@@ -99,7 +100,8 @@ export interface OracleChain {
   latestTimestamp(): Promise<bigint>;
   post(settlement: Settlement, signatures: Hex[]): Promise<Hex>;
   finalise(epoch: bigint): Promise<Hex>;
-  collectDebits(settlement: Settlement, clients: Address[], amounts: bigint[]): Promise<Hex>;
+  /** Funds the final epoch: one packed word per client (sdk/earnings.ts packDebits). */
+  collectDebits(settlement: Settlement, debits: readonly Debit[]): Promise<Hex>;
 }
 
 /** A revert's error name and arguments, for messages ("UnexpectedEpoch(3, 2)"). */
@@ -355,13 +357,13 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
           args: [epoch],
         }),
       ),
-    collectDebits: (settlement, clients, amounts) =>
+    collectDebits: (settlement, debits) =>
       send(`RewardClaims.collectDebits(epoch ${settlement.epoch})`, () =>
         wallet.writeContract({
           address: c.rewardClaims,
           abi: rewardClaimsAbi,
           functionName: "collectDebits",
-          args: [settlement, clients, amounts],
+          args: [settlement, packDebits(debits)],
         }),
       ),
   };

@@ -167,11 +167,7 @@ export class EpochSettler {
       case "final": {
         const debits = (row.debits ?? []).map((d) => ({ client: getAddress(d.client), amount: BigInt(d.amount) }));
         if ((await chain.claimsNextEpoch()) <= epoch) {
-          await chain.collectDebits(
-            settlementFromJson(row.settlement!),
-            debits.map((d) => d.client),
-            debits.map((d) => d.amount),
-          );
+          await chain.collectDebits(settlementFromJson(row.settlement!), debits);
         }
         await store.markFunded(epoch, debits);
         return true;

@@ -100,6 +100,10 @@ async function setUpWorld(chain: LocalChain, options: { committee?: Address[]; t
         oracleThreshold: String(options.threshold ?? 1),
         challengeWindow: "3600",
         minSelfStake: String(1_000n * TOKEN),
+        // The fee schedule the oracle reads from EpochSettlement.feeSchedule().
+        treasury: devAccount(ROLES.treasury).address,
+        protocolFeeBps: String(FEE_SCHEDULE.protocolFeeBps),
+        royaltyBps: String(FEE_SCHEDULE.royaltyBps),
       },
     }),
   );
