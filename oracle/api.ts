@@ -7,9 +7,10 @@ import type { Server } from "node:http";
 
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
-import { sha256, stringToHex } from "viem";
+import { getAddress, sha256, stringToHex } from "viem";
 
-import { bytes32Schema, receiptJsonSchema, type Receipt } from "../sdk/receipt.ts";
+import { buildEarningsTree } from "../sdk/earnings.ts";
+import { addressSchema, bytes32Schema, receiptJsonSchema, type Receipt } from "../sdk/receipt.ts";
 import { describeIssues } from "./config.ts";
 import { EpochError } from "./errors.ts";
 import type { OracleMetrics } from "./metrics.ts";
@@ -214,6 +215,32 @@ export function createApi(deps: ApiDeps): express.Express {
     const epoch = await deps.store.getEpoch(BigInt(n.data));
     if (epoch === undefined) throw new ApiError(404, "unknown_epoch", `this oracle has no record of epoch ${n.data}`);
     res.json(epochJson(epoch));
+  });
+
+  // What an account passes to RewardClaims.claim: its cumulative amount up to epoch n and the proof.
+  app.get("/v1/epochs/:n/claims/:account", async (req, res) => {
+    const n = epochNumberSchema.safeParse(req.params.n);
+    if (!n.success) throw new ApiError(400, "invalid_epoch", "an epoch is a non-negative integer");
+    const account = addressSchema.safeParse(req.params.account);
+    if (!account.success) throw new ApiError(400, "invalid_account", "an account is 0x followed by 40 hex digits");
+    const epoch = await deps.store.getEpoch(BigInt(n.data));
+    if (epoch === undefined) throw new ApiError(404, "unknown_epoch", `this oracle has no record of epoch ${n.data}`);
+    const earnings = epoch.earnings ?? [];
+    const entry = earnings.find((e) => getAddress(e.account) === account.data);
+    if (entry === undefined) {
+      throw new ApiError(404, "no_earnings", `${account.data} has no earnings up to epoch ${n.data}`);
+    }
+    const tree = buildEarningsTree(
+      earnings.map((e) => ({ account: getAddress(e.account), cumulativeAmount: BigInt(e.cumulativeAmount) })),
+    );
+    res.json({
+      epoch: n.data.toString(),
+      state: epoch.state,
+      account: account.data,
+      cumulative_amount: entry.cumulativeAmount,
+      earnings_root: tree.root,
+      proof: tree.proof(account.data),
+    });
   });
 
   app.get("/v1/stats", async (_req, res) => {

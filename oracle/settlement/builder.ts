@@ -13,6 +13,9 @@ import { type Address, type Hex, getAddress, sha256 } from "viem";
 import { type EarningsEntry, buildEarningsTree } from "../../sdk/earnings.ts";
 import type { Settlement } from "../../sdk/eip712.ts";
 import type { FeeSchedule } from "../chain.ts";
+import { canonicalJson } from "../../sdk/canonical-json.ts";
+
+export { canonicalJson };
 
 const BPS = 10_000n;
 
@@ -58,19 +61,6 @@ export class SettlementBuildError extends Error {
     super(message);
     this.name = "SettlementBuildError";
   }
-}
-
-/** JSON with object keys sorted at every level: one byte string per value. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  if (typeof value === "bigint") return JSON.stringify(value.toString());
-  return JSON.stringify(value);
 }
 
 /** One line of the receipt batch: the receipt and what it paid to whom. */
