@@ -14,10 +14,9 @@ import { type EarningsEntry, buildEarningsTree } from "../../sdk/earnings.ts";
 import type { Settlement } from "../../sdk/eip712.ts";
 import type { FeeSchedule } from "../chain.ts";
 import { canonicalJson } from "../../sdk/canonical-json.ts";
+import { splitFee } from "../../sdk/fees.ts";
 
-export { canonicalJson };
-
-const BPS = 10_000n;
+export { canonicalJson, splitFee };
 
 export interface BuilderReceipt {
   jobId: string;
@@ -71,16 +70,10 @@ export function batchLine(r: BuilderReceipt, fees: FeeSchedule): string {
     fee: r.fee.toString(),
     node_amount: split.node.toString(),
     royalty: split.royalty.toString(),
-    protocol_fee: split.protocol.toString(),
+    protocol_fee: split.protocolFee.toString(),
     publisher: r.publisher,
     received_at: r.receivedAt,
   });
-}
-
-export function splitFee(fee: bigint, fees: FeeSchedule): { protocol: bigint; royalty: bigint; node: bigint } {
-  const protocol = (fee * BigInt(fees.protocolFeeBps)) / BPS;
-  const royalty = (fee * BigInt(fees.royaltyBps)) / BPS;
-  return { protocol, royalty, node: fee - protocol - royalty };
 }
 
 const byAddress = (a: { account: Address } | { client: Address }, b: typeof a) => {
@@ -131,10 +124,10 @@ export function buildSettlement(input: BuildInput): BuiltSettlement {
     add(nodeEarned, node, split.node);
     add(earned, node, split.node);
     add(earned, getAddress(r.publisher), split.royalty);
-    add(earned, getAddress(fees.treasury), split.protocol);
+    add(earned, getAddress(fees.treasury), split.protocolFee);
     add(debits, getAddress(r.client), r.fee);
     totalDebits += r.fee;
-    protocolFees += split.protocol;
+    protocolFees += split.protocolFee;
     royalties += split.royalty;
     lines.push(batchLine(r, fees));
   }

@@ -31,9 +31,9 @@ const receipt = (job: number, node: Address, client: Address, fee: bigint): Buil
 
 describe("settlement builder", function () {
   it("splits a fee: protocol and royalty floored, the node gets the rest", function () {
-    expect(splitFee(1_000n, fees)).to.deep.equal({ protocol: 50n, royalty: 100n, node: 850n });
-    expect(splitFee(19n, fees)).to.deep.equal({ protocol: 0n, royalty: 1n, node: 18n });
-    expect(splitFee(0n, fees)).to.deep.equal({ protocol: 0n, royalty: 0n, node: 0n });
+    expect(splitFee(1_000n, fees)).to.deep.equal({ fee: 1_000n, protocolFee: 50n, royalty: 100n, node: 850n });
+    expect(splitFee(19n, fees)).to.deep.equal({ fee: 19n, protocolFee: 0n, royalty: 1n, node: 18n });
+    expect(splitFee(0n, fees)).to.deep.equal({ fee: 0n, protocolFee: 0n, royalty: 0n, node: 0n });
   });
 
   it("builds totals, cumulative earnings on top of the previous epoch, and per-client debits", function () {
