@@ -8,7 +8,10 @@
 // peers, registers it and sets its serving version, and a fresh loader rebuilds it with 4
 // shards lost (scripts/lib/model-demo.ts). Then a client pays for jobs of that model and the
 // deployer, as the oracle committee, settles the epoch and everyone claims
-// (scripts/lib/settlement-demo.ts). Stops the peers and the chain (also on error and Ctrl-C).
+// (scripts/lib/settlement-demo.ts). Last, the inference network on a fresh chain: the oracle, a
+// gateway and three node agents serving simplenet; 100 calls with a node killed midway, the epoch
+// settled by the oracle, claims and a slash (scripts/lib/network-demo.ts). Stops every process
+// and the chains (also on error and Ctrl-C).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -47,6 +50,7 @@ import {
 } from "../sdk/staking.ts";
 import { readModel } from "../sdk/models.ts";
 import { runModelScenario } from "./lib/model-demo.ts";
+import { runNetworkScenario } from "./lib/network-demo.ts";
 import { runSettlementScenario } from "./lib/settlement-demo.ts";
 import { PROJECT_ROOT, killAllChildren, runHardhat, startHardhatNode, type LocalChain } from "./lib/local-chain.ts";
 import { formatSection, formatTable } from "./lib/table.ts";
@@ -503,6 +507,9 @@ async function main(): Promise<void> {
     say("Deploying: npx hardhat deploy --network localhost");
     const record = await deploy(chain, outDir);
     await runScenario(record, chain.rpcUrl, outDir, cleanups);
+    // The staking/model/settlement chain is done with: stop it before the network starts its own.
+    await chain.stop();
+    await runNetworkScenario(say, cleanups);
     console.log("\nDemo finished.");
   } finally {
     await cleanUp();

@@ -79,6 +79,8 @@ export interface RunningAgent {
   stop(): Promise<void>;
   /** SIGKILL to a child-process agent's whole group (model processes included). */
   kill(): void;
+  /** Starts a killed child-process agent again on the same config and data (its outbox resumes). */
+  restart?(): Promise<void>;
 }
 
 /**
@@ -120,7 +122,12 @@ export interface InferenceNetwork {
   /** A new operator key (encrypted keystore), funded, registered and self-staked with `stakeTokens`. */
   addOperator(stakeTokens: bigint): Promise<Operator>;
   /** A node agent serving simplenet from its bundle; `child` runs it as `node node-agent/main.ts`. */
-  startAgent(operator: Operator, options?: { child?: boolean; agentOptions?: AgentOptions }): Promise<RunningAgent>;
+  startAgent(
+    operator: Operator,
+    options?: { child?: boolean; agentOptions?: AgentOptions; oracles?: string[]; gateway?: string },
+  ): Promise<RunningAgent>;
+  /** The blob-store peer holding simplenet's shards (and, for the oracle, receipt batches). */
+  blobPeerUrl: string;
   gatewayConfig(overrides?: Partial<GatewayConfigInput>): GatewayConfig;
   startGateway(
     overrides?: Partial<GatewayConfigInput>,
@@ -210,6 +217,7 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
       modelId,
       deploymentFile,
       oracleUrl: oracle.url,
+      blobPeerUrl: peer.url,
       wallet,
       async addOperator(stakeTokens) {
         const keystore = path.join(work, `operator-${randomBytes(4).toString("hex")}.json`);
@@ -234,7 +242,8 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
           chain: { rpc_url: chain.rpcUrl, deployment: deploymentFile },
           listen: { host: "127.0.0.1", port },
           models: [{ model: "simplenet", bundle: SIMPLENET_DIR }],
-          oracles: [oracle.url],
+          oracles: options.oracles ?? [oracle.url],
+          ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
           data_dir: path.join(work, `agent-${n}`),
           keystore: operator.keystore,
           job_timeout_ms: 2_000,
@@ -243,22 +252,25 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
         if (options.child === true) {
           const file = path.join(work, `agent-${n}.yaml`);
           await writeFile(file, stringify(input));
-          const group = spawnGroup(process.execPath, [AGENT_MAIN, "--config", file], {
-            env: { ...process.env, INFRAMESH_KEYSTORE_PASSWORD: PASSWORD },
-          });
           const url = `http://127.0.0.1:${port}`;
-          const deadline = Date.now() + 60_000;
-          for (;;) {
-            const ready = await fetch(`${url}/healthz`)
-              .then((r) => r.status === 200)
-              .catch(() => false);
-            if (ready) break;
-            if (Date.now() > deadline) {
-              await group.stop();
-              throw new Error(`agent ${n} did not become ready:\n${group.output()}`);
+          const launch = async (): Promise<ProcessGroup> => {
+            const group = spawnGroup(process.execPath, [AGENT_MAIN, "--config", file], {
+              env: { ...process.env, INFRAMESH_KEYSTORE_PASSWORD: PASSWORD },
+            });
+            const deadline = Date.now() + 60_000;
+            for (;;) {
+              const ready = await fetch(`${url}/healthz`)
+                .then((r) => r.status === 200)
+                .catch(() => false);
+              if (ready) return group;
+              if (Date.now() > deadline) {
+                await group.stop();
+                throw new Error(`agent ${n} did not become ready:\n${group.output()}`);
+              }
+              await new Promise((r) => setTimeout(r, 100));
             }
-            await new Promise((r) => setTimeout(r, 100));
-          }
+          };
+          let group = await launch();
           const running: RunningAgent = {
             operator,
             url,
@@ -270,6 +282,11 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
               } catch {
                 // already gone
               }
+            },
+            async restart() {
+              await group.exited;
+              group = await launch();
+              running.process = group;
             },
           };
           cleanups.push(() => running.stop());

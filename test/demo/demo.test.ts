@@ -108,4 +108,18 @@ describe("npm run demo", function () {
     }
     expect(answered, `${url} still answers`).to.equal(false);
   });
+
+  it("serves 100 calls through the gateway and real node agents with one killed, settles them through the oracle", function () {
+    expect(output).to.match(/call 50: node-c killed \(SIGKILL to its process group\)/);
+    expect(output).to.match(/100 of 100 answered: node-a \d+, node-b \d+, node-c \d+/);
+    expect(output).to.include('oracle: {"queued":0,"verified":100,"rejected":0');
+    expect(output).to.match(
+      /epoch 0: 100 receipts, debits 100000 wei, protocol fees 5000, royalties 10000, batch sha256 0x[0-9a-f]{64}/,
+    );
+    for (const node of ["node-a", "node-b", "node-c"])
+      expect(output).to.match(new RegExp(`^${node} +\\d+ +[\\d,]+$`, "m"));
+    expect(output).to.match(/delegator's stake on node-a: 1000 → 1000\.0+\d+ INFRA/);
+    expect(output).to.match(/slashed node-c 100 INFRA for evidence sha256 0x[0-9a-f]{64}/);
+    expect(output).to.include("Network summary: 100 calls, 100 answered");
+  });
 });
