@@ -112,7 +112,12 @@ describe("gateway (real agents, chain, Redis)", function () {
     const env = { CLIENT_KEY, [KEYSTORE_PASSWORD_ENV]: KEYSTORE_PASSWORD };
     const config = {
       api_keys: [
-        { ...key1.record, client: { private_key_env: "CLIENT_KEY" } },
+        // Room for the 200-call test at any speed: the default bucket (100, +50/s) is its own test.
+        {
+          ...key1.record,
+          client: { private_key_env: "CLIENT_KEY" },
+          rate_limit: { capacity: 1_000, refill_per_second: 500 },
+        },
         { ...key2.record, client: { keystore } },
         {
           ...tight.record,

@@ -178,6 +178,21 @@ describe("oracle pipeline (real chain, Redis, PGlite)", function () {
       { account: getAddress(devAccount(ROLES.treasury).address), cumulativeAmount: protocol * 3n },
     ]);
     expect(epoch.settlement.earningsRoot).to.equal(tree.root);
+
+    // What a node passes to RewardClaims.claim, served by the oracle.
+    const claim = (await (await fetch(`${oracle.url}/v1/epochs/0/claims/${node0}`)).json()) as Record<string, unknown>;
+    expect(claim).to.deep.include({
+      account: node0,
+      cumulative_amount: ((PRICE - protocol - royalty) * 2n).toString(),
+      earnings_root: tree.root,
+      proof: tree.proof(node0),
+    });
+    const stranger = await fetch(`${oracle.url}/v1/epochs/0/claims/${devAccount(ROLES.stranger).address}`);
+    expect(stranger.status).to.equal(404);
+    expect(await stranger.json()).to.include({ error: "no_earnings" });
+    const malformed = await fetch(`${oracle.url}/v1/epochs/0/claims/0x1234`);
+    expect(malformed.status).to.equal(400);
+    expect(await malformed.json()).to.include({ error: "invalid_account" });
     for (const r of await oracle.store.epochReceipts(0n)) expect((await statusOf(r.jobId)).status).to.equal("settled");
   });
 
