@@ -191,55 +191,72 @@ describe("gateway (real agents, chain, Redis)", function () {
 
   it("serves 200 calls through two instances with one agent SIGKILLed midway, every call answered", async function () {
     const victim = honest[2]!;
-    const byNode = (rs: CallResult[]) =>
-      rs.reduce<Record<string, number>>(
-        (m, r) => ({ ...m, [String(r.json.node_id)]: (m[String(r.json.node_id)] ?? 0) + 1 }),
-        {},
-      );
-    const results: CallResult[] = [];
-    let done = 0;
-    let killedAt = -1;
-    const worker = async (w: number) => {
-      while (done + 0 < 200) {
-        const i = done++;
-        if (i === 100) {
-          victim.kill();
-          await beats[2]!.stop();
-          killedAt = i;
-        }
-        const gateway = (i + w) % 2 === 0 ? g1 : g2;
-        results.push(
-          await call(
-            gateway.url,
-            "simplenet",
-            { input: b64(inputOf(i / 10)) },
-            { authorization: `Bearer ${key1.key}` },
-          ),
-        );
+    // A and B report themselves fully loaded, so the victim ranks first and the kill interrupts
+    // calls it is serving (with equal loads, A's larger stake would take every call).
+    const loaded = async (load: number) => {
+      for (const i of [0, 1]) {
+        await beats[i]!.stop();
+        beats[i] = net.heartbeats(honest[i]!, [g1.url], 250, load);
       }
+      await waitFor(`the gateways to see A and B at load ${load}`, async () => {
+        const nodes = await g1.refreshNodes();
+        return [0, 1].every((i) => nodes.find((n) => n.node === honest[i]!.operator.account.address)?.load === load);
+      });
     };
-    await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
-    expect(killedAt).to.equal(100);
-    expect(results).to.have.length(200);
-    const failed = results.filter((r) => r.status !== 200);
-    expect(
-      failed.map((r) => r.json),
-      "every call answered",
-    ).to.deep.equal([]);
-    const servedBy = new Set(results.map((r) => r.json.node_id));
-    expect(
-      servedBy.has(victim.operator.account.address),
-      `the victim served calls before it died: ${JSON.stringify(byNode(results))}`,
-    ).to.equal(true);
-    expect(
-      results.some((r) => (r.json.attempts as number) > 1),
-      "some calls failed over",
-    ).to.equal(true);
-    expect(await victim.process!.exited).to.deep.include({ signal: "SIGKILL" });
-    await waitFor(
-      "the dead node's heartbeat to expire",
-      async () => !(await nodesOf(g1)).includes(victim.operator.account.address),
-    );
+    await loaded(1);
+    try {
+      const byNode = (rs: CallResult[]) =>
+        rs.reduce<Record<string, number>>(
+          (m, r) => ({ ...m, [String(r.json.node_id)]: (m[String(r.json.node_id)] ?? 0) + 1 }),
+          {},
+        );
+      const results: CallResult[] = [];
+      let done = 0;
+      let killedAt = -1;
+      const worker = async (w: number) => {
+        while (done + 0 < 200) {
+          const i = done++;
+          if (i === 100) {
+            victim.kill();
+            await beats[2]!.stop();
+            killedAt = i;
+          }
+          const gateway = (i + w) % 2 === 0 ? g1 : g2;
+          results.push(
+            await call(
+              gateway.url,
+              "simplenet",
+              { input: b64(inputOf(i / 10)) },
+              { authorization: `Bearer ${key1.key}` },
+            ),
+          );
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
+      expect(killedAt).to.equal(100);
+      expect(results).to.have.length(200);
+      const failed = results.filter((r) => r.status !== 200);
+      expect(
+        failed.map((r) => r.json),
+        "every call answered",
+      ).to.deep.equal([]);
+      const servedBy = new Set(results.map((r) => r.json.node_id));
+      expect(
+        servedBy.has(victim.operator.account.address),
+        `the victim served calls before it died: ${JSON.stringify(byNode(results))}`,
+      ).to.equal(true);
+      expect(
+        results.some((r) => (r.json.attempts as number) > 1),
+        "some calls failed over",
+      ).to.equal(true);
+      expect(await victim.process!.exited).to.deep.include({ signal: "SIGKILL" });
+      await waitFor(
+        "the dead node's heartbeat to expire",
+        async () => !(await nodesOf(g1)).includes(victim.operator.account.address),
+      );
+    } finally {
+      await loaded(0);
+    }
   });
 
   describe("fails over transparently when a node's model fails", function () {
