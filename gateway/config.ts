@@ -9,6 +9,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 
 import { apiKeyRecordSchema } from "./api-keys.ts";
+import { configIssues } from "../sdk/config-issues.ts";
 
 const httpUrl = z
   .string()
@@ -101,22 +102,11 @@ export class GatewayConfigError extends Error {
   }
 }
 
-const issuePath = (p: readonly PropertyKey[]) => (p.length === 0 ? "(document)" : p.map(String).join("."));
-
 /** Validates a parsed config; relative paths resolve against `baseDir`. Pure. */
 export function parseGatewayConfig(value: unknown, baseDir: string, source = "(inline)"): GatewayConfig {
   const parsed = gatewayConfigSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => {
-      if (issue.code === "unrecognized_keys") {
-        return { path: issuePath(issue.path), message: `unknown field(s) ${issue.keys.join(", ")}` };
-      }
-      if (issue.code === "invalid_type" && issue.input === undefined) {
-        return { path: issuePath(issue.path), message: "is required" };
-      }
-      return { path: issuePath(issue.path), message: issue.message };
-    });
-    throw new GatewayConfigError(source, issues, { cause: parsed.error });
+    throw new GatewayConfigError(source, configIssues(parsed.error), { cause: parsed.error });
   }
   const c = parsed.data;
   const ids = new Set<string>();

@@ -7,6 +7,7 @@ import path from "node:path";
 
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { configIssues } from "../sdk/config-issues.ts";
 
 export const RUNTIMES = ["process", "docker"] as const;
 export type RuntimeKind = (typeof RUNTIMES)[number];
@@ -89,22 +90,11 @@ export class AgentConfigError extends Error {
   }
 }
 
-const issuePath = (p: readonly PropertyKey[]) => (p.length === 0 ? "(document)" : p.map(String).join("."));
-
 /** Validates a parsed config; paths are resolved against `baseDir`. Pure. */
 export function parseAgentConfig(value: unknown, baseDir: string, source = "(inline)"): AgentConfig {
   const parsed = configSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => {
-      if (issue.code === "unrecognized_keys") {
-        return { path: issuePath(issue.path), message: `unknown field(s) ${issue.keys.join(", ")}` };
-      }
-      if (issue.code === "invalid_type" && issue.input === undefined) {
-        return { path: issuePath(issue.path), message: "is required" };
-      }
-      return { path: issuePath(issue.path), message: issue.message };
-    });
-    throw new AgentConfigError(source, issues, { cause: parsed.error });
+    throw new AgentConfigError(source, configIssues(parsed.error), { cause: parsed.error });
   }
   const c = parsed.data;
   const resolve = (p: string) => path.resolve(baseDir, p);
