@@ -2,7 +2,6 @@
 // reading the chain directly and the indexer's PGlite database, with its errors.
 //
 // Slow (child processes): run alone with `npx hardhat test mocha test/cli/infra-events.test.ts`.
-import { execFile } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 
@@ -10,15 +9,9 @@ import { expect } from "chai";
 
 import { PROJECT_ROOT, spawnGroup } from "../../scripts/lib/local-chain.ts";
 import { protocolActivity, startDeployedChain, type DeployedChain } from "../keeper/chain-fixture.ts";
+import { CLI, runInfra, type Run } from "./run-infra.ts";
 
-const CLI = path.join(PROJECT_ROOT, "scripts", "cli", "infra.ts");
 const INDEXER = path.join(PROJECT_ROOT, "keeper", "indexer", "main.ts");
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 interface EventsJson {
   source: string;
@@ -33,17 +26,7 @@ describe("infra events (CLI)", function () {
   let dataDir: string;
 
   const infra = (args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { cwd: PROJECT_ROOT, env: { ...env, ...extraEnv }, timeout: 120_000 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    runInfra(env, args, extraEnv);
 
   before(async function () {
     deployed = await startDeployedChain("local-test-events");

@@ -2,7 +2,6 @@
 // with `npx hardhat deploy`), two blob-store peers on loopback, keys from INFRAMESH_PRIVATE_KEY.
 //
 // Slow (child processes): run alone with `npx hardhat test mocha test/cli/infra-model.test.ts`.
-import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,9 +20,10 @@ import {
 import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import { loadModel } from "../../sdk/manifest/loader.ts";
 import { servingPointerReader } from "../../sdk/models.ts";
+import { CLI, runInfra, type Run } from "./run-infra.ts";
 
 const DEPLOYMENT_ID = "local-test-cli";
-const CLI = path.join(PROJECT_ROOT, "scripts", "cli", "infra.ts");
+
 // Hardhat node's first two dev accounts (public, well-known test keys).
 const PUBLISHER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const PUBLISHER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
@@ -38,12 +38,6 @@ input_schema: { type: object }
 output_schema: { type: object }
 `;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe("infra model (CLI)", function () {
   this.timeout(240_000);
 
@@ -53,17 +47,7 @@ describe("infra model (CLI)", function () {
   let env: NodeJS.ProcessEnv;
 
   const infra = (args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { cwd: PROJECT_ROOT, env: { ...env, ...extraEnv }, timeout: 120_000 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    runInfra(env, args, extraEnv);
 
   async function writeRelease(name: string, version: string, bytes: Buffer): Promise<string> {
     const dir = path.join(work, name);

@@ -2,7 +2,7 @@
 // a real `hardhat node` with the contracts deployed and simplenet published on chain.
 //
 // Slow (child processes): run alone with `npx hardhat test mocha test/cli/infra-node.test.ts`.
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -40,18 +40,13 @@ import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import { parseDeploymentRecord } from "../../sdk/deployment.ts";
 import { registerModel } from "../../sdk/models.ts";
 import { readNodeStatus } from "../../sdk/staking.ts";
+import { CLI, runInfra, type Run } from "./run-infra.ts";
 
 const DEPLOYMENT_ID = "local-test-cli-node";
-const CLI = path.join(PROJECT_ROOT, "scripts", "cli", "infra.ts");
+
 // Hardhat node's first dev account (public, well-known test key): publishes and funds.
 const FUNDER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const PASSWORD = "operator password";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe("hardware spec (pure)", function () {
   it("parses nvidia-smi lines and refuses unexpected ones", function () {
@@ -100,17 +95,7 @@ describe("infra node (CLI)", function () {
   let agentPort: number;
 
   const infra = (args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { cwd: PROJECT_ROOT, env: { ...env, ...extraEnv }, timeout: 120_000 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    runInfra(env, args, extraEnv);
 
   before(async function () {
     chain = await startHardhatNode();

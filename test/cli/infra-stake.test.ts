@@ -2,7 +2,6 @@
 // node` deployed with `npx hardhat deploy`; keys from INFRAMESH_PRIVATE_KEY or a JSON keystore.
 //
 // Slow (child processes): run alone with `npx hardhat test mocha test/cli/infra-stake.test.ts`.
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -14,9 +13,10 @@ import { privateKeyToAccount } from "viem/accounts";
 import { PROJECT_ROOT, rpc, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
 import { parseDeploymentRecord } from "../../sdk/deployment.ts";
 import { readStakerPosition, registerNode, transferStakeToken, type StakingContracts } from "../../sdk/staking.ts";
+import { CLI, runInfra, type Run } from "./run-infra.ts";
 
 const DEPLOYMENT_ID = "local-test-cli-stake";
-const CLI = path.join(PROJECT_ROOT, "scripts", "cli", "infra.ts");
+
 // Hardhat node's dev accounts 0-3 (public, well-known test keys).
 const DEPLOYER_KEY: Hex = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const OPERATOR_KEY: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -26,12 +26,6 @@ const OPERATOR = privateKeyToAccount(OPERATOR_KEY).address;
 const DELEGATOR = privateKeyToAccount(DELEGATOR_KEY).address;
 const UNREGISTERED = privateKeyToAccount(KEYSTORE_KEY).address;
 const TOKEN = 10n ** 18n;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe("infra stake | delegate | unbond | rebond | withdraw | deposit | status (CLI)", function () {
   this.timeout(240_000);
@@ -43,17 +37,7 @@ describe("infra stake | delegate | unbond | rebond | withdraw | deposit | status
   let publicClient: PublicClient;
 
   const infra = (args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { cwd: PROJECT_ROOT, env: { ...env, ...extraEnv }, timeout: 120_000 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    runInfra(env, args, extraEnv);
   const as = (key: Hex) => ({ INFRAMESH_PRIVATE_KEY: key });
 
   before(async function () {
