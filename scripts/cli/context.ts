@@ -23,6 +23,7 @@ import type { ModelContracts } from "../../sdk/models.ts";
 import type { StakingWallet } from "../../sdk/staking.ts";
 import { PROJECT_ROOT } from "../lib/local-chain.ts";
 import { CliError } from "./format.ts";
+import { SILENT, withTransactionProgress, type Progress } from "./progress.ts";
 import { accountFromEnv } from "./wallet.ts";
 
 export interface NetworkContext {
@@ -43,8 +44,15 @@ export function rpcUrlFor(network: string, env: NodeJS.ProcessEnv): string {
   throw new CliError(`no RPC URL for network "${network}": set INFRAMESH_RPC_URL`);
 }
 
-/** Reads deployments/<network>.json and connects to the network, checking it is the recorded chain. */
-export async function openNetwork(network: string, env: NodeJS.ProcessEnv = process.env): Promise<NetworkContext> {
+/**
+ * Reads deployments/<network>.json and connects to the network, checking it is the recorded chain.
+ * With a terminal `progress`, every wait for a transaction receipt shows its hash and a spinner.
+ */
+export async function openNetwork(
+  network: string,
+  env: NodeJS.ProcessEnv = process.env,
+  progress: Progress = SILENT,
+): Promise<NetworkContext> {
   if (!/^[a-zA-Z0-9_-]+$/.test(network)) throw new CliError(`invalid network name "${network}"`);
   const dir = env.INFRAMESH_DEPLOYMENTS_DIR ?? path.join(PROJECT_ROOT, "deployments");
   const file = path.join(dir, `${network}.json`);
@@ -72,7 +80,7 @@ export async function openNetwork(network: string, env: NodeJS.ProcessEnv = proc
     rpcUrls: { default: { http: [rpcUrl] } },
   });
   const transport = http(rpcUrl, { retryCount: 0, timeout: 30_000 });
-  const publicClient = createPublicClient({ chain, transport }) as PublicClient;
+  const publicClient = withTransactionProgress(createPublicClient({ chain, transport }) as PublicClient, progress);
   let chainId: number;
   try {
     chainId = await publicClient.getChainId();
@@ -80,7 +88,10 @@ export async function openNetwork(network: string, env: NodeJS.ProcessEnv = proc
     throw new CliError(`cannot reach network "${network}" at ${rpcUrl}`, { cause: error });
   }
   if (chainId !== record.chainId) {
-    throw new CliError(`${rpcUrl} is chain ${chainId}, but ${file} records chain ${record.chainId}`);
+    throw new CliError(
+      `wrong network: ${rpcUrl} is chain ${chainId}, but ${file} records chain ${record.chainId} ` +
+        `(point INFRAMESH_RPC_URL at the chain of "${network}", or pass the --network whose deployment this RPC serves)`,
+    );
   }
   const code = await publicClient.getCode({ address: record.contracts.modelRegistry.address });
   if (code === undefined || code === "0x") {

@@ -17,6 +17,9 @@
 //   npx infra events --contract <key> [--event Name]     a contract's events, from the indexer's database or
 //                    [--from-block N] [--to-block N]     the chain (see scripts/cli/events.ts)
 //   npx infra node init | register | start | status      a node operator's agent (see docs/node-agent.md)
+//   npx infra node claim --oracle <url>                  a node's rewards (commission, the rest to its pool)
+//   npx infra claim --oracle <url> [--account <address>] a publisher's or the treasury's rewards
+//   npx infra infer <model> --input <json|@file>         one call through a gateway, proof verified
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
 // --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
@@ -28,6 +31,7 @@ import { Command, CommanderError, Option } from "commander";
 import { readDeployment } from "../../keeper/chain.ts";
 import { PROJECT_ROOT } from "../lib/local-chain.ts";
 import { startBlobServer } from "../../sdk/blob/server.ts";
+import { createProgress } from "./progress.ts";
 import { openNetwork } from "./context.ts";
 
 import { eventsAction, formatEvents, parseBlock, parseContractKey } from "./events.ts";
@@ -48,6 +52,7 @@ import { globals, print, type GlobalOptions } from "./output.ts";
 import { registerStakerCommands } from "./staker-commands.ts";
 import { createKeystore, openWallet } from "./wallet.ts";
 import { addNodeCommands } from "./node-commands.ts";
+import { registerClientCommands } from "./client-commands.ts";
 
 /** Progress and steps go to stderr, and only to a terminal without --json. */
 function narrator(options: GlobalOptions) {
@@ -80,7 +85,7 @@ function buildProgram(): Command {
     .description("register a model under a unique name; the signing account becomes its publisher")
     .action(async (name: string, _opts: unknown, command: Command) => {
       const options = globals(command);
-      const network = await openNetwork(options.network);
+      const network = await openNetwork(options.network, process.env, createProgress(options.json));
       const result = await registerAction(network.contracts, await openWallet(network, options), name);
       print(options, result, `registered model ${result.modelId} "${name}", publisher ${result.publisher}`);
     });
@@ -103,7 +108,7 @@ function buildProgram(): Command {
         command: Command,
       ) => {
         const options = globals(command);
-        const network = await openNetwork(options.network);
+        const network = await openNetwork(options.network, process.env, createProgress(options.json));
         const wallet = await openWallet(network, options);
         const result = await publishAction(network.contracts, wallet, dir, {
           peers: opts.peer ?? [],
@@ -136,7 +141,7 @@ function buildProgram(): Command {
       const options = globals(command);
       const modelRef = parseModelRef(ref);
       const manifestHash = parseManifestHash(hash);
-      const network = await openNetwork(options.network);
+      const network = await openNetwork(options.network, process.env, createProgress(options.json));
       const result = await matureAction(
         network.contracts,
         await openWallet(network, options),
@@ -157,7 +162,7 @@ function buildProgram(): Command {
     .action(async (ref: string, _opts: unknown, command: Command) => {
       const options = globals(command);
       const modelRef = parseModelRef(ref);
-      const network = await openNetwork(options.network);
+      const network = await openNetwork(options.network, process.env, createProgress(options.json));
       const status = await resolveModel(network.contracts, modelRef);
       print(options, modelJson(status), formatModel(status));
     });
@@ -237,6 +242,7 @@ function buildProgram(): Command {
       },
     );
   addNodeCommands(program, (command) => globals(command), print);
+  registerClientCommands(program);
 
   return program;
 }

@@ -1,6 +1,7 @@
 // The `infra node …` command group, kept out of infra.ts so the shared entry file only gains a line.
 import type { Command } from "commander";
 
+import { addClaimCommand } from "./client-commands.ts";
 import { parsePort } from "./format.ts";
 import { formatStatus, initAction, parseCommissionBps, registerAction, startAction, statusAction } from "./node.ts";
 
@@ -121,4 +122,6 @@ export function addNodeCommands(program: Command, globals: (command: Command) =>
       const status = await statusAction(opts.config, process.env);
       print(options, status, formatStatus(status));
     });
+
+  addClaimCommand(node, true);
 }

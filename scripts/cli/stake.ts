@@ -19,6 +19,7 @@ import {
 } from "../../sdk/staking.ts";
 import { readEscrowAccount, type EscrowAccount } from "../../sdk/escrow.ts";
 import { formatTable } from "../lib/table.ts";
+import type { PendingRewards } from "./claim.ts";
 import { escrowContracts } from "./escrow.ts";
 import type { NetworkContext } from "./context.ts";
 import { CliError } from "./format.ts";
@@ -281,6 +282,8 @@ export interface StakerStatus {
   token: TokenInfo;
   now: bigint;
   positions: (StakerPosition & { nodeStatus: NodeStatus })[];
+  /** With --oracle: what the account can still claim from RewardClaims. */
+  rewards?: PendingRewards;
 }
 
 /** The nodes `account` ever staked on (from Staked events), or just `node`. */
@@ -323,6 +326,18 @@ export async function statusAction(
   return { account, balance, escrow, token, now, positions };
 }
 
+/** The rewards line of `infra status --oracle`. */
+function formatRewards(rewards: PendingRewards, amount: (value: bigint) => string): string {
+  if (rewards.epoch === null) return "rewards to claim: none (no epoch settled and funded yet)";
+  if (rewards.pending === 0n) {
+    return `rewards to claim: none up to epoch ${rewards.epoch} (claimed ${amount(rewards.claimed)} in all)`;
+  }
+  return (
+    `rewards to claim: ${amount(rewards.pending)} up to epoch ${rewards.epoch} ` +
+    `(earned ${amount(rewards.cumulativeAmount)}, claimed ${amount(rewards.claimed)}; infra claim, or infra node claim for a node)`
+  );
+}
+
 /** `infra status` for people. */
 export function formatStakerStatus(status: StakerStatus): string {
   const { decimals, symbol } = status.token;
@@ -337,6 +352,7 @@ export function formatStakerStatus(status: StakerStatus): string {
           : `, withdrawal of ${amount(status.escrow.pending.amount)} matures at ${isoTime(withdrawableAt)} (in ${formatTimeLeft(withdrawableAt, status.now)})`),
     );
   }
+  if (status.rewards !== undefined) lines.push(formatRewards(status.rewards, amount));
   if (status.positions.length === 0) {
     lines.push("no stake on any node (stake with: infra stake --node <address> --amount <tokens>)");
     return lines.join("\n");

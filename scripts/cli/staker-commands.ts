@@ -3,6 +3,8 @@
 import type { Command } from "commander";
 import { formatUnits, type Address } from "viem";
 
+import { createProgress } from "./progress.ts";
+import { defaultOracleUrl, pendingRewards } from "./claim.ts";
 import { openNetwork, type NetworkContext } from "./context.ts";
 import { CliError } from "./format.ts";
 import { globals, print, type GlobalOptions } from "./output.ts";
@@ -24,7 +26,7 @@ import {
 import { openWallet, resolveAccount } from "./wallet.ts";
 
 async function open(options: GlobalOptions) {
-  const context = await openNetwork(options.network);
+  const context = await openNetwork(options.network, process.env, createProgress(options.json));
   const wallet = await openWallet(context, { keystore: options.keystore });
   const contracts = stakingContracts(context);
   const token = await readTokenInfo(contracts);
@@ -157,9 +159,10 @@ export function registerStakerCommands(program: Command): void {
     .description("your stake per node, unbonding locks with time left, node tiers")
     .option("--account <address>", "whose status (default: the signing account)", parseNodeId)
     .option("--node <address>", "only this node", parseNodeId)
-    .action(async (opts: { account?: Address; node?: Address }, command: Command) => {
+    .option("--oracle <url>", "reward oracle: show rewards still to claim (default: INFRAMESH_ORACLE_URL)")
+    .action(async (opts: { account?: Address; node?: Address; oracle?: string }, command: Command) => {
       const options = globals(command);
-      const context: NetworkContext = await openNetwork(options.network);
+      const context: NetworkContext = await openNetwork(options.network, process.env, createProgress(options.json));
       let account = opts.account;
       if (account === undefined) {
         account = await resolveAccount({ keystore: options.keystore }).then(
@@ -170,6 +173,9 @@ export function registerStakerCommands(program: Command): void {
         );
       }
       const status = await statusAction(context, account, opts.node);
-      print(options, status, formatStakerStatus(status));
+      const oracle = opts.oracle ?? defaultOracleUrl(process.env);
+      const withRewards =
+        oracle === undefined ? status : { ...status, rewards: await pendingRewards(context, oracle, account) };
+      print(options, withRewards, formatStakerStatus(withRewards));
     });
 }

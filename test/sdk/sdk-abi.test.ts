@@ -3,6 +3,7 @@ import { expect } from "chai";
 import hre from "hardhat";
 import type { Abi, AbiParameter } from "viem";
 
+import { rewardClaimsAbi } from "../../sdk/claims.ts";
 import { paymentEscrowAbi } from "../../sdk/escrow.ts";
 import { modelRegistryAbi } from "../../sdk/models.ts";
 import { nodeStakingAbi } from "../../sdk/staking.ts";
@@ -56,5 +57,12 @@ describe("sdk PaymentEscrow ABI", function () {
       (signature) => !escrow.has(signature) && !(signature.startsWith("error ") && token.has(signature)),
     );
     expect(unknown).to.deep.equal([]);
+  });
+});
+
+describe("sdk RewardClaims ABI", function () {
+  it("is a subset of the compiled RewardClaims ABI", async function () {
+    const claims = signatures((await hre.artifacts.readArtifact("RewardClaims")).abi as Abi);
+    expect([...signatures(rewardClaimsAbi)].filter((signature) => !claims.has(signature))).to.deep.equal([]);
   });
 });
