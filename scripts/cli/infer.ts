@@ -254,7 +254,15 @@ export async function inferAction(
   progress: { wait(text: string): () => void },
 ): Promise<InferResult> {
   const input = await readInput(options.input);
-  const status = await resolveModel(context.contracts, options.model);
+  const status = await resolveModel(context.contracts, options.model).catch((error: unknown) => {
+    if (error instanceof CliError && error.message.startsWith("unknown ")) {
+      throw new CliError(
+        `unknown ${describeModelRef(options.model)}: no such model is registered on this network (check the name, and --network)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  });
   if (status.serving === undefined) {
     throw new CliError(
       `${describeModelRef(options.model)} serves no version yet (its publisher runs infra model mature)`,
