@@ -199,6 +199,7 @@ export async function statusAction(configFile: string, env: NodeJS.ProcessEnv) {
     nodeId,
     registered: onChain.registered,
     jailed: onChain.jailed,
+    jailedUntil: onChain.jailed ? onChain.jailedUntil : null,
     eligible: onChain.eligible,
     tier: onChain.tier,
     selfStake: onChain.selfStake,
@@ -215,6 +216,12 @@ export function formatStatus(status: Awaited<ReturnType<typeof statusAction>>): 
   return [
     `node ${status.nodeId}`,
     `  registered ${status.registered}, jailed ${status.jailed}, eligible ${status.eligible}, tier ${status.tier}`,
+    ...(status.jailedUntil === null
+      ? []
+      : [
+          `  jailed until ${new Date(Number(status.jailedUntil) * 1000).toISOString()}: the gateways route it no jobs ` +
+            "until then (governance can free it earlier); its stake stays slashable",
+        ]),
     `  stake: self ${status.selfStake}, active ${status.activeStake}, unbonding ${status.unbondingStake}`,
     `  endpoint ${status.endpoint || "(none)"}, commission ${status.commissionBps} bps`,
     `  agent ${status.agent.url}: ${status.agent.status}`,

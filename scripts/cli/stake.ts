@@ -131,10 +131,11 @@ export async function stakeAction(
   action: "stake" | "delegate",
 ): Promise<StakeResult> {
   const staker = wallet.account.address;
-  const [status, balance, token] = await Promise.all([
+  const [status, balance, token, now] = await Promise.all([
     requireNode(contracts, node),
     readTokenBalance(contracts, staker),
     readTokenInfo(contracts),
+    chainTime(contracts),
   ]);
   if (action === "delegate" && getAddress(node) === getAddress(staker)) {
     throw new CliError(
@@ -157,7 +158,11 @@ export async function stakeAction(
     transaction: sent.hash,
     gasUsed: sent.gasUsed,
     ...(status.jailed
-      ? { warning: `node ${node} is jailed until ${isoTime(status.jailedUntil)}: it is not routed jobs until then` }
+      ? {
+          warning:
+            `node ${node} is jailed until ${isoTime(status.jailedUntil)} (in ${formatTimeLeft(status.jailedUntil, now)}): ` +
+            "your stake is accepted but the node is routed no jobs and earns nothing until then",
+        }
       : {}),
   };
 }
@@ -370,7 +375,11 @@ export function formatStakerStatus(status: StakerStatus): string {
       status.positions.map((p) => [
         p.node,
         String(p.nodeStatus.tier),
-        p.nodeStatus.jailed ? "jailed" : p.nodeStatus.eligible ? "eligible" : "not eligible",
+        p.nodeStatus.jailed
+          ? `jailed until ${isoTime(p.nodeStatus.jailedUntil)} (in ${formatTimeLeft(p.nodeStatus.jailedUntil, status.now)})`
+          : p.nodeStatus.eligible
+            ? "eligible"
+            : "not eligible",
         `${p.nodeStatus.commissionBps / 100}%`,
         amount(p.activeStake),
         amount(p.nodeStatus.activeStake),

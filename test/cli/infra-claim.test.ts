@@ -8,14 +8,14 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { expect } from "chai";
-import { createWalletClient, erc20Abi, http, type Address, type Hex } from "viem";
+import { createWalletClient, erc20Abi, http, sha256, toHex, type Address, type Hex } from "viem";
 
 import { parseOracleClaim } from "../../scripts/cli/claim.ts";
 import { createProgress, SILENT } from "../../scripts/cli/progress.ts";
 import { freePort } from "../../scripts/lib/local-chain.ts";
 import { type RunningOracle, startOracle } from "../../oracle/service.ts";
 import { rewardClaimsAbi } from "../../sdk/claims.ts";
-import { readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
+import { readStakerPosition, slash, stake, transferStakeToken } from "../../sdk/staking.ts";
 import {
   devAccount,
   devKey,
@@ -281,5 +281,31 @@ describe("infra node claim | claim | status --oracle (CLI, real oracle)", functi
     expect(run.stderr).to.match(
       /^infra: wrong network: http:\/\/127\.0\.0\.1:\d+ is chain 31337, but .*localhost\.json records chain 11155111 \(point INFRAMESH_RPC_URL at the chain of "localhost"/,
     );
+  });
+
+  it("says a node is jailed and until when: staking on it warns, status shows the date", async function () {
+    const node1 = devAccount(ROLES.nodes[1]!).address;
+    const chain = {
+      id: world.record.chainId,
+      name: "hardhat",
+      nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+      rpcUrls: { default: { http: [world.chain.rpcUrl] } },
+    };
+    const slasher = createWalletClient({
+      account: devAccount(ROLES.deployer),
+      chain,
+      transport: http(world.chain.rpcUrl),
+    });
+    await slash(staking(), slasher, node1, 10n ** 18n, sha256(toHex("cli jailed test evidence")));
+    const run = await infra(["delegate", "--node", node1, "--amount", "1"], devKey(delegatorIndex));
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stderr).to.match(
+      new RegExp(
+        `warning: node ${node1} is jailed until \\S+Z \\(in \\d+d \\d+h\\): your stake is accepted but the node is routed no jobs`,
+      ),
+    );
+    const status = await infra(["status", "--node", node1], devKey(delegatorIndex));
+    expect(status.code, status.stderr).to.equal(0);
+    expect(status.stdout).to.match(/jailed until \S+Z \(in \d+d \d+h\)/);
   });
 });
