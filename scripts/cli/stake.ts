@@ -10,6 +10,7 @@ import {
   readTokenBalance,
   rebond,
   stake,
+  transferStakeToken,
   unbond,
   withdraw,
   type NodeStatus,
@@ -410,4 +411,51 @@ export function formatStakerStatus(status: StakerStatus): string {
   }
   lines.push("rewards compound into each node's pool: they are part of 'your stake'.");
   return lines.join("\n");
+}
+
+export interface TransferResult {
+  from: Address;
+  to: Address;
+  tokens: bigint;
+  ether: bigint;
+  transactions: string[];
+}
+
+/**
+ * Sends tokens and/or ether for gas to `to`: how a token holder funds a new operator key, a
+ * delegator or a client. Checks both balances first, so nothing is half sent.
+ */
+export async function transferAction(
+  contracts: StakingContracts,
+  wallet: StakingWallet,
+  to: Address,
+  tokens: bigint,
+  ether: bigint,
+): Promise<TransferResult> {
+  const from = wallet.account.address;
+  const [held, gas, token] = await Promise.all([
+    readTokenBalance(contracts, from),
+    contracts.publicClient.getBalance({ address: from }),
+    readTokenInfo(contracts),
+  ]);
+  if (held < tokens) {
+    throw new CliError(
+      `insufficient balance: ${from} holds ${formatUnits(held, token.decimals)} ${token.symbol}, ` +
+        `the transfer needs ${formatUnits(tokens, token.decimals)}`,
+    );
+  }
+  if (gas < ether) {
+    throw new CliError(
+      `insufficient ether: ${from} holds ${formatUnits(gas, 18)} ETH, the transfer needs ${formatUnits(ether, 18)}`,
+    );
+  }
+  const transactions: string[] = [];
+  if (tokens > 0n) transactions.push((await transferStakeToken(contracts, wallet, to, tokens)).hash);
+  if (ether > 0n) {
+    const hash = await wallet.sendTransaction({ to, value: ether });
+    const receipt = await contracts.publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== "success") throw new CliError(`the ether transfer ${hash} reverted`);
+    transactions.push(hash);
+  }
+  return { from, to, tokens, ether, transactions };
 }

@@ -20,6 +20,7 @@ import {
   stakeAction,
   stakingContracts,
   statusAction,
+  transferAction,
   unbondAction,
   withdrawAction,
 } from "./stake.ts";
@@ -152,6 +153,28 @@ export function registerStakerCommands(program: Command): void {
         result,
         `withdrew ${formatUnits(result.total, token.decimals)} ${token.symbol} from ${result.withdrawn.length} lock(s) on ${result.node}`,
       );
+    });
+
+  program
+    .command("transfer")
+    .description("send tokens and/or ether (for gas) to an account: fund an operator key, a delegator, a client")
+    .requiredOption("--to <address>", "the receiving account", parseNodeId)
+    .option("--amount <tokens>", "tokens to send, e.g. 10000")
+    .option("--eth <ether>", "ether to send for gas, e.g. 1")
+    .action(async (opts: { to: Address; amount?: string; eth?: string }, command: Command) => {
+      const options = globals(command);
+      if (opts.amount === undefined && opts.eth === undefined) {
+        throw new CliError("say what to send: --amount <tokens>, --eth <ether>, or both");
+      }
+      const { wallet, contracts, token } = await open(options);
+      const tokens = opts.amount === undefined ? 0n : parseTokenAmount(opts.amount, token.decimals);
+      const ether = opts.eth === undefined ? 0n : parseTokenAmount(opts.eth, 18);
+      const result = await transferAction(contracts, wallet, opts.to, tokens, ether);
+      const sent = [
+        ...(tokens > 0n ? [`${formatUnits(tokens, token.decimals)} ${token.symbol}`] : []),
+        ...(ether > 0n ? [`${formatUnits(ether, 18)} ETH`] : []),
+      ];
+      print(options, result, `sent ${sent.join(" and ")} to ${opts.to}, tx ${result.transactions.join(", ")}`);
     });
 
   program

@@ -123,7 +123,7 @@ describe("infra node claim | claim | status --oracle (CLI, real oracle)", functi
     };
     const wallet = (i: number) =>
       createWalletClient({ account: devAccount(i), chain, transport: http(world.chain.rpcUrl) });
-    await transferStakeToken(staking(), wallet(ROLES.deployer), delegator, 500n * 10n ** 18n);
+    await transferStakeToken(staking(), wallet(ROLES.deployer), delegator, 501n * 10n ** 18n);
     await stake(staking(), wallet(delegatorIndex), node, 500n * 10n ** 18n);
   });
 

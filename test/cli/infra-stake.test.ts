@@ -8,7 +8,7 @@ import path from "node:path";
 
 import { expect } from "chai";
 import { createPublicClient, createWalletClient, http, parseUnits, type Hex, type PublicClient } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 
 import { PROJECT_ROOT, rpc, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
 import { parseDeploymentRecord } from "../../sdk/deployment.ts";
@@ -234,6 +234,24 @@ describe("infra stake | delegate | unbond | rebond | withdraw | deposit | status
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.include(`account ${address}: 0 INFRA in the wallet`);
     expect(run.stdout).to.include("no stake on any node");
+  });
+
+  it("transfers tokens and ether to fund a new key, and refuses more than the sender holds", async function () {
+    const fresh = privateKeyToAccount(generatePrivateKey()).address;
+    const run = await infra(["transfer", "--to", fresh, "--amount", "12.5", "--eth", "0.5"], as(DEPLOYER_KEY));
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.match(
+      new RegExp(`^sent 12\\.5 INFRA and 0\\.5 ETH to ${fresh}, tx 0x[0-9a-f]{64}, 0x[0-9a-f]{64}\n$`),
+    );
+    expect(await publicClient.getBalance({ address: fresh })).to.equal(parseUnits("0.5", 18));
+    const poor = await infra(["transfer", "--to", OPERATOR, "--amount", "1000000"], as(KEYSTORE_KEY));
+    expect(poor.code).to.equal(1);
+    expect(poor.stderr).to.match(
+      /^infra: insufficient balance: 0x[0-9a-fA-F]{40} holds [0-9.]+ INFRA, the transfer needs 1000000\n$/,
+    );
+    const nothing = await infra(["transfer", "--to", fresh], as(DEPLOYER_KEY));
+    expect(nothing.code).to.equal(1);
+    expect(nothing.stderr).to.include("infra: say what to send: --amount <tokens>, --eth <ether>, or both");
   });
 });
 
