@@ -46,7 +46,7 @@ export async function depositAction(
 }
 
 export type EscrowWithdrawResult =
-  | { step: "requested"; amount: bigint; withdrawableAt: bigint; transaction: string }
+  | { step: "requested"; amount: bigint; withdrawableAt: bigint; now: bigint; transaction: string }
   | { step: "withdrawn"; amount: bigint; transaction: string };
 
 /**
@@ -72,7 +72,7 @@ export async function escrowWithdrawAction(
       );
     }
     const sent = await requestWithdrawal(contracts, wallet, amount);
-    return { step: "requested", amount, withdrawableAt: sent.withdrawableAt, transaction: sent.hash };
+    return { step: "requested", amount, withdrawableAt: sent.withdrawableAt, now, transaction: sent.hash };
   }
   const { withdrawableAt } = account.pending;
   if (withdrawableAt === 0n) {

@@ -11,6 +11,7 @@ import { globals, print, type GlobalOptions } from "./output.ts";
 import { depositAction, escrowWithdrawAction } from "./escrow.ts";
 import {
   formatStakerStatus,
+  formatTimeLeft,
   isoTime,
   parseLockId,
   parseNodeId,
@@ -76,11 +77,13 @@ export function registerStakerCommands(program: Command): void {
       const amount = parseTokenAmount(opts.amount, token.decimals);
       progress(options, `unbond ${opts.amount} ${token.symbol} from ${opts.node}: waiting for the transaction`);
       const result = await unbondAction(contracts, wallet, opts.node, amount);
+      const now = (await contracts.publicClient.getBlock({ blockTag: "latest" })).timestamp;
       print(
         options,
         result,
-        `lock ${result.lockId}: ${formatUnits(amount, token.decimals)} ${token.symbol} withdrawable at ` +
-          `${new Date(Number(result.withdrawableAt) * 1000).toISOString()} (infra withdraw --node ${opts.node} --lock ${result.lockId})`,
+        `lock ${result.lockId}: ${formatUnits(amount, token.decimals)} ${token.symbol} withdrawable in ` +
+          `${formatTimeLeft(result.withdrawableAt, now)} (at ${isoTime(result.withdrawableAt)}); then ` +
+          `infra withdraw --node ${opts.node} --lock ${result.lockId}`,
       );
     });
 
@@ -142,7 +145,8 @@ export function registerStakerCommands(program: Command): void {
           result,
           result.step === "requested"
             ? `withdrawal of ${formatUnits(result.amount, token.decimals)} ${token.symbol} requested: ` +
-                `withdrawable at ${isoTime(result.withdrawableAt)} (then run infra withdraw --escrow)`
+                `withdrawable in ${formatTimeLeft(result.withdrawableAt, result.now)} (at ${isoTime(result.withdrawableAt)}); ` +
+                "then run infra withdraw --escrow"
             : `withdrew ${formatUnits(result.amount, token.decimals)} ${token.symbol} from the payment escrow`,
         );
         return;

@@ -166,8 +166,14 @@ describe("infra stake | delegate | unbond | rebond | withdraw | deposit | status
   });
 
   it("rebonds a lock and names a lock that does not exist", async function () {
-    const unbonded = await infra(["--json", "unbond", "--node", OPERATOR, "--amount", "50"], as(DELEGATOR_KEY));
-    const { lockId } = JSON.parse(unbonded.stdout) as { lockId: string };
+    const unbonded = await infra(["unbond", "--node", OPERATOR, "--amount", "50"], as(DELEGATOR_KEY));
+    expect(unbonded.code, unbonded.stderr).to.equal(0);
+    const match =
+      /^lock (\d+): 50 INFRA withdrawable in 7d 0h \(at \S+Z\); then infra withdraw --node 0x[0-9a-fA-F]{40} --lock \1\n$/.exec(
+        unbonded.stdout,
+      );
+    expect(match, unbonded.stdout).to.not.equal(null);
+    const lockId = match![1]!;
     const missing = await infra(["rebond", "--node", OPERATOR, "--lock", "99"], as(DELEGATOR_KEY));
     expect(missing.code).to.equal(1);
     expect(missing.stderr, missing.stderr).to.include(
@@ -198,7 +204,7 @@ describe("infra stake | delegate | unbond | rebond | withdraw | deposit | status
 
     const requested = await infra(["withdraw", "--escrow", "--amount", "150"], as(DELEGATOR_KEY));
     expect(requested.code, requested.stderr).to.equal(0);
-    expect(requested.stdout).to.match(/withdrawal of 150 INFRA requested: withdrawable at \S+Z/);
+    expect(requested.stdout).to.match(/withdrawal of 150 INFRA requested: withdrawable in 7d 0h \(at \S+Z\); then/);
     const early = await infra(["withdraw", "--escrow"], as(DELEGATOR_KEY));
     expect(early.code).to.equal(1);
     expect(early.stderr).to.match(/the withdrawal is not ready: it matures at \S+Z \(in 7d 0h\)/);
