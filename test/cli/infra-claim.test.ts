@@ -8,10 +8,21 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { expect } from "chai";
-import { createWalletClient, erc20Abi, http, sha256, toHex, type Address, type Hex } from "viem";
+import {
+  createPublicClient,
+  createWalletClient,
+  custom,
+  erc20Abi,
+  http,
+  sha256,
+  toHex,
+  type Address,
+  type Hex,
+  type PublicClient,
+} from "viem";
 
 import { parseOracleClaim } from "../../scripts/cli/claim.ts";
-import { createProgress, SILENT } from "../../scripts/cli/progress.ts";
+import { createProgress, SILENT, withTransactionProgress } from "../../scripts/cli/progress.ts";
 import { freePort } from "../../scripts/lib/local-chain.ts";
 import { type RunningOracle, startOracle } from "../../oracle/service.ts";
 import { rewardClaimsAbi } from "../../sdk/claims.ts";
@@ -63,6 +74,38 @@ describe("infra claim (pure parts)", function () {
     done();
     expect(written[0]).to.match(/^\r\x1b\[2K⠋ waiting for transaction 0x12ab…cdef to be mined \(0s\)$/);
     expect(written.at(-1)).to.equal("\r\x1b[2K");
+  });
+});
+
+describe("transaction progress", function () {
+  it("wraps every wait for a receipt in a spinner naming the transaction, and stops it however the wait ends", async function () {
+    const shown: string[] = [];
+    let stopped = 0;
+    const progress = {
+      wait(text: string) {
+        shown.push(text);
+        return () => {
+          stopped += 1;
+        };
+      },
+    };
+    const failing = createPublicClient({
+      transport: custom({
+        request: () => {
+          throw new Error("no chain here");
+        },
+      }),
+    }) as PublicClient;
+    const client = withTransactionProgress(failing, progress);
+    expect(withTransactionProgress(failing, SILENT)).to.equal(failing);
+    const hash = `0x${"ab".repeat(32)}` as Hex;
+    let failed = false;
+    await client.waitForTransactionReceipt({ hash, timeout: 1_000, retryCount: 0 }).catch(() => {
+      failed = true;
+    });
+    expect(failed).to.equal(true);
+    expect(shown).to.deep.equal(["waiting for transaction 0xababab…abab to be mined"]);
+    expect(stopped).to.equal(1);
   });
 });
 
