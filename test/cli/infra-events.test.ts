@@ -180,7 +180,9 @@ describe("infra events (CLI)", function () {
       await writeFile(path.join(dir, "localhost.json"), JSON.stringify({ ...record, chainId: 11155111 }));
       const chain = await infra(["events", "--contract", "nodeStaking"], { INFRAMESH_DEPLOYMENTS_DIR: dir });
       expect(chain.code).to.equal(1);
-      expect(chain.stderr).to.match(/infra: http:\/\/127\.0\.0\.1:\d+ is chain 31337, but .* records chain 11155111/);
+      expect(chain.stderr).to.match(
+        /infra: wrong network: http:\/\/127\.0\.0\.1:\d+ is chain 31337, but .* records chain 11155111/,
+      );
       const db = await infra(["events", "--contract", "nodeStaking", "--db", dataDir], {
         INFRAMESH_DEPLOYMENTS_DIR: dir,
       });
