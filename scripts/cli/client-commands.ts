@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import type { Address } from "viem";
 
+import { loadAgentConfig } from "../../node-agent/config.ts";
 import { claimAction, defaultOracleUrl, formatClaim, parseEpoch } from "./claim.ts";
 import { openNetwork } from "./context.ts";
 import { CliError, parseModelRef } from "./format.ts";
@@ -27,6 +28,9 @@ export function addClaimCommand(parent: Command, requireNode: boolean): void {
       "the epoch to claim at (default: the latest funded one, the only one that verifies)",
       parseEpoch,
     );
+  if (requireNode) {
+    command.option("--config <file>", "sign with this node agent config's operator keystore (instead of --keystore)");
+  }
   if (!requireNode) {
     command.option(
       "--account <address>",
@@ -34,22 +38,43 @@ export function addClaimCommand(parent: Command, requireNode: boolean): void {
       parseNodeId,
     );
   }
-  command.action(async (opts: { oracle?: string; epoch?: bigint; account?: Address }, cmd: Command) => {
-    const options = globals(cmd);
-    const oracle = opts.oracle ?? defaultOracleUrl(process.env);
-    if (oracle === undefined) throw new CliError("no oracle: pass --oracle <url> or set INFRAMESH_ORACLE_URL");
-    const progress = createProgress(options.json);
-    const context = await openNetwork(options.network, process.env, progress);
-    const wallet = await openWallet(context, { keystore: options.keystore });
-    const token = await readTokenInfo(stakingContracts(context));
-    const result = await claimAction(context, wallet, {
-      oracle,
-      requireNode,
-      ...(opts.account === undefined ? {} : { account: opts.account }),
-      ...(opts.epoch === undefined ? {} : { epoch: opts.epoch }),
-    });
-    print(options, result, formatClaim(result, token));
-  });
+  command.action(
+    async (opts: { oracle?: string; epoch?: bigint; account?: Address; config?: string }, cmd: Command) => {
+      const options = globals(cmd);
+      const oracle = opts.oracle ?? defaultOracleUrl(process.env);
+      if (oracle === undefined) throw new CliError("no oracle: pass --oracle <url> or set INFRAMESH_ORACLE_URL");
+      const progress = createProgress(options.json);
+      const context = await openNetwork(options.network, process.env, progress);
+      const signing =
+        opts.config === undefined ? { keystore: options.keystore, env: process.env } : await operatorKey(opts.config);
+      const wallet = await openWallet(context, { keystore: signing.keystore }, signing.env);
+      const token = await readTokenInfo(stakingContracts(context));
+      const result = await claimAction(context, wallet, {
+        oracle,
+        requireNode,
+        ...(opts.account === undefined ? {} : { account: opts.account }),
+        ...(opts.epoch === undefined ? {} : { epoch: opts.epoch }),
+      });
+      print(options, result, formatClaim(result, token));
+    },
+  );
+}
+
+/** The operator keystore of a node agent config, and the environment that unlocks it. */
+async function operatorKey(configFile: string): Promise<{ keystore: string; env: NodeJS.ProcessEnv }> {
+  let config;
+  try {
+    config = await loadAgentConfig(configFile);
+  } catch (error) {
+    throw new CliError(`cannot use --config ${configFile}: ${(error as Error).message}`, { cause: error });
+  }
+  const env = { ...process.env };
+  const hasPassword =
+    (env.INFRAMESH_KEYSTORE_PASSWORD ?? "") !== "" || (env.INFRAMESH_KEYSTORE_PASSWORD_FILE ?? "") !== "";
+  if (!hasPassword && config.keystore_password_file !== undefined) {
+    env.INFRAMESH_KEYSTORE_PASSWORD_FILE = config.keystore_password_file;
+  }
+  return { keystore: config.keystore, env };
 }
 
 export function registerClientCommands(program: Command): void {

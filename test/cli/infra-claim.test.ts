@@ -22,6 +22,8 @@ import {
 } from "viem";
 
 import { parseOracleClaim } from "../../scripts/cli/claim.ts";
+import { createKeystore } from "../../scripts/cli/wallet.ts";
+import { stringify } from "yaml";
 import { createProgress, SILENT, withTransactionProgress } from "../../scripts/cli/progress.ts";
 import { freePort } from "../../scripts/lib/local-chain.ts";
 import { type RunningOracle, startOracle } from "../../oracle/service.ts";
@@ -350,5 +352,42 @@ describe("infra node claim | claim | status --oracle (CLI, real oracle)", functi
     const status = await infra(["status", "--node", node1], devKey(delegatorIndex));
     expect(status.code, status.stderr).to.equal(0);
     expect(status.stdout).to.match(/jailed until \S+Z \(in \d+d \d+h\)/);
+  });
+
+  it("node claim --config signs with the node agent's keystore and its password file", async function () {
+    const node1 = devAccount(ROLES.nodes[1]!).address;
+    const dir = path.join(world.work, "node-1");
+    await mkdir(dir, { recursive: true });
+    const passwordFile = path.join(dir, "password");
+    await writeFile(passwordFile, "node one password\n");
+    await createKeystore(
+      path.join(dir, "operator-key.json"),
+      { INFRAMESH_KEYSTORE_PASSWORD_FILE: passwordFile },
+      devKey(ROLES.nodes[1]!),
+    );
+    const config = path.join(dir, "node-agent.yaml");
+    await writeFile(
+      config,
+      stringify({
+        chain: { rpc_url: world.chain.rpcUrl, deployment: world.deploymentFile },
+        listen: { host: "127.0.0.1", port: 8700 },
+        models: [{ model: "oracle-test-model", bundle: dir }],
+        oracles: [oracle.url],
+        data_dir: path.join(dir, "data"),
+        keystore: "operator-key.json",
+        keystore_password_file: "password",
+      }),
+    );
+    const run = await runInfra(env, ["node", "claim", "--config", config], {
+      INFRAMESH_PRIVATE_KEY: "",
+      INFRAMESH_KEYSTORE_PASSWORD: "",
+      INFRAMESH_KEYSTORE_PASSWORD_FILE: "",
+    });
+    expect(run.code, run.stderr).to.equal(0);
+    // Node 1 served nothing in epoch 0; the answer names it, so the config's key signed.
+    expect(run.stdout).to.equal(`nothing to claim: ${node1} has no earnings up to epoch 0\n`);
+    const missing = await runInfra(env, ["node", "claim", "--config", path.join(dir, "nope.yaml")], {});
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.match(/^infra: cannot use --config .*nope\.yaml: /);
   });
 });
