@@ -7,6 +7,8 @@
 //   npx infra rebond --node <address> --lock <id>        cancel a lock
 //   npx infra withdraw --node <address> [--lock <id>]    withdraw matured locks
 //   npx infra status [--account <address>] [--node <address>]  stake, locks with time left, tiers
+//   npx infra status --oracle <url>                      …plus the rewards still to claim
+//   npx infra transfer --to <address> [--amount <tokens>] [--eth <ether>]  fund an account
 //   npx infra wallet create <file>                       a new encrypted JSON keystore
 //   npx infra model register <name>                      register a model; the key's account publishes it
 //   npx infra model publish <dir> --peer <url>…          shard <dir>/model.yaml's weights 10+4, upload them,
