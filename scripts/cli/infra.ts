@@ -17,6 +17,8 @@
 //   npx infra events --contract <key> [--event Name]     a contract's events, from the indexer's database or
 //                    [--from-block N] [--to-block N]     the chain (see scripts/cli/events.ts)
 //   npx infra node init | register | start | status      a node operator's agent (see docs/node-agent.md)
+//   npx infra audit [--epoch N | --all] [--csv <file>]    recompute settlements and balances, compare with the
+//                   [--blob-peer <url>…] [--oracle <url>] chain; exit 1 with diffs on a mismatch (docs/auditor.md)
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
 // --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
@@ -30,6 +32,7 @@ import { PROJECT_ROOT } from "../lib/local-chain.ts";
 import { startBlobServer } from "../../sdk/blob/server.ts";
 import { openNetwork } from "./context.ts";
 
+import { addAuditCommand } from "./audit.ts";
 import { eventsAction, formatEvents, parseBlock, parseContractKey } from "./events.ts";
 import {
   CliError,
@@ -237,6 +240,7 @@ function buildProgram(): Command {
       },
     );
   addNodeCommands(program, (command) => globals(command), print);
+  addAuditCommand(program);
 
   return program;
 }
