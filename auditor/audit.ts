@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { type Address, type Hex, type PublicClient, createPublicClient, getAddress, http } from "viem";
+import { type Address, type Hex, type PublicClient, createPublicClient, getAddress, http, parseAbi } from "viem";
 
 import { openDatabase, type Database } from "../keeper/indexer/db.ts";
 import { Indexer } from "../keeper/indexer/indexer.ts";
@@ -18,7 +18,6 @@ import { CONTRACT_KEYS, type ContractKey, type DeploymentRecord } from "../sdk/d
 import { type EarningsEntry } from "../sdk/earnings.ts";
 import { type Settlement, inframeshDomain } from "../sdk/eip712.ts";
 import { checkFeeSchedule } from "../sdk/fees.ts";
-import { nodeStakingAbi } from "../sdk/staking.ts";
 import { type AuditEvent, type Balances, type ChainBalances, compareBalances, replayBalances } from "./balances.ts";
 import { type Finding, finding } from "./findings.ts";
 import { type ModelHistory, auditEpoch, unpackDebits, versionKey } from "./settlement.ts";
@@ -289,8 +288,8 @@ async function readChainBalances(
   };
   for (const node of expected.pools.keys()) {
     const [active, unbonding] = await Promise.all([
-      read<{ stake: bigint; shares: bigint }>(staking, nodeStakingAbi, "activePool", [node]),
-      read<{ stake: bigint; shares: bigint }>(staking, nodeStakingAbi, "unbondingPool", [node]),
+      read<{ stake: bigint; shares: bigint }>(staking, balanceViewsAbi, "activePool", [node]),
+      read<{ stake: bigint; shares: bigint }>(staking, balanceViewsAbi, "unbondingPool", [node]),
     ]);
     out.pools.set(node, {
       activeStake: active.stake,
@@ -303,15 +302,15 @@ async function readChainBalances(
   for (const key of expected.shares.keys()) {
     const [node, staker] = key.split("/") as [Address, Address];
     const [shares, count] = await Promise.all([
-      read<bigint>(staking, nodeStakingAbi, "sharesOf", [node, staker]),
-      read<bigint>(staking, nodeStakingAbi, "lockCount", [node, staker]),
+      read<bigint>(staking, balanceViewsAbi, "sharesOf", [node, staker]),
+      read<bigint>(staking, balanceViewsAbi, "lockCount", [node, staker]),
     ]);
     out.shares.set(key, shares);
     out.lockCounts.set(key, count);
   }
   for (const key of expected.locks.keys()) {
     const [node, staker, id] = key.split("/") as [Address, Address, string];
-    const lock = await read<{ shares: bigint; withdrawableAt: bigint }>(staking, nodeStakingAbi, "unbondingLock", [
+    const lock = await read<{ shares: bigint; withdrawableAt: bigint }>(staking, balanceViewsAbi, "unbondingLock", [
       node,
       staker,
       BigInt(id),
@@ -321,34 +320,28 @@ async function readChainBalances(
   for (const account of expected.claimed.keys())
     out.claimed.set(
       account,
-      await read<bigint>(record.contracts.rewardClaims.address, claimsViewAbi, "claimed", [account]),
+      await read<bigint>(record.contracts.rewardClaims.address, balanceViewsAbi, "claimed", [account]),
     );
   for (const client of expected.escrow.keys())
     out.escrow.set(
       client,
-      await read<bigint>(record.contracts.paymentEscrow.address, escrowViewAbi, "balanceOf", [client]),
+      await read<bigint>(record.contracts.paymentEscrow.address, balanceViewsAbi, "balanceOf", [client]),
     );
   return out;
 }
 
-const claimsViewAbi = [
-  {
-    type: "function",
-    name: "claimed",
-    stateMutability: "view",
-    inputs: [{ name: "account", type: "address" }],
-    outputs: [{ name: "", type: "uint256" }],
-  },
-] as const;
-const escrowViewAbi = [
-  {
-    type: "function",
-    name: "balanceOf",
-    stateMutability: "view",
-    inputs: [{ name: "client", type: "address" }],
-    outputs: [{ name: "", type: "uint256" }],
-  },
-] as const;
+/** The views compared with the events (NodeStaking, RewardClaims, PaymentEscrow). */
+export const balanceViewsAbi = parseAbi([
+  "struct Pool { uint128 stake; uint128 shares; }",
+  "struct UnbondingLock { uint128 shares; uint64 withdrawableAt; }",
+  "function activePool(address node) view returns (Pool)",
+  "function unbondingPool(address node) view returns (Pool)",
+  "function sharesOf(address node, address staker) view returns (uint256)",
+  "function lockCount(address node, address staker) view returns (uint256)",
+  "function unbondingLock(address node, address staker, uint256 lockId) view returns (UnbondingLock)",
+  "function claimed(address account) view returns (uint256)",
+  "function balanceOf(address client) view returns (uint256)",
+]);
 
 // ------------------------------------------------------------------ the audit
 
