@@ -43,6 +43,11 @@ export interface AuditOptions {
   oracleUrl?: string | undefined;
   /** The indexer's database; default: a fresh PGlite in a temporary directory, removed after. */
   database?: { databaseUrl?: string; dataDir?: string } | undefined;
+  /**
+   * Confirmations the indexer waits for (as the keeper's indexer sharing `database` does, so the
+   * two agree on which blocks may still re-org); default 0.
+   */
+  confirmations?: number | undefined;
   /** Proof systems accepted for zk receipts (the oracle's own registry). */
   zk?: ZkVerifierRegistry | undefined;
   /** Milliseconds one batch download may take. */
@@ -120,10 +125,11 @@ async function catchUp(
       publicClient,
       chainId: options.record.chainId,
       contracts: followedContracts(options.record),
-      confirmations: 0,
+      confirmations: options.confirmations ?? 0,
       blockSpan: 5_000,
     });
     const synced = await indexer.syncOnce();
+    // Unconfirmed events are audited too: the views are read at the same (latest) block.
     return { events: await indexedEvents(db, options.record), block: synced.lastBlock };
   } finally {
     await db.close();

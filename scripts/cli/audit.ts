@@ -13,6 +13,7 @@ import { type Command, Option } from "commander";
 import { AuditError, type AuditReport, runAudit } from "../../auditor/audit.ts";
 import { findingsCsv, formatFinding } from "../../auditor/findings.ts";
 import { readDeployment } from "../../keeper/chain.ts";
+import { indexerConfig } from "../../keeper/config.ts";
 import { PROJECT_ROOT } from "../lib/local-chain.ts";
 import { formatTable } from "../lib/table.ts";
 import { rpcUrlFor } from "./context.ts";
@@ -52,6 +53,15 @@ export function blobPeersFrom(flags: readonly string[] | undefined, env: NodeJS.
     .map((p) => p.trim())
     .filter((p) => p !== "");
   return list.flatMap((p) => parseServiceUrl("INFRAMESH_BLOB_PEERS")(p));
+}
+
+/** INFRAMESH_CONFIRMATIONS as the indexer reads it. */
+export function confirmationsFrom(env: NodeJS.ProcessEnv): number {
+  try {
+    return indexerConfig(env).confirmations;
+  } catch (error) {
+    throw new CliError((error as Error).message, { cause: error });
+  }
 }
 
 /** The report for people: a table of epochs, the balances compared, every finding as a diff. */
@@ -146,6 +156,8 @@ export function addAuditCommand(program: Command): void {
           blobPeers: blobPeersFrom(flags.blobPeer, env),
           oracleUrl,
           database: flags.db === undefined ? undefined : databaseFor(flags.db, options.network, env),
+          // A shared indexer database keeps the indexer's own confirmation depth.
+          confirmations: flags.db === undefined ? 0 : confirmationsFrom(env),
         });
       } catch (error) {
         if (error instanceof AuditError && (error.code === "unknown_epoch" || error.code === "no_blob_peers"))

@@ -175,6 +175,19 @@ describe("infra audit (real chain, oracle, blob store)", function () {
     const report = await audit({ blobPeers: [], oracleUrl: oracle.url });
     expect(report.ok, JSON.stringify(report.findings)).to.equal(true);
     expect(report.epochs[0]!.batchSource).to.equal("oracle");
+    const unknown = await fetch(`${oracle.url}/v1/epochs/9/batch`);
+    expect(unknown.status).to.equal(404);
+    expect(await unknown.json()).to.include({ error: "unknown_epoch" });
+  });
+
+  it("catches up and reads a kept indexer database (--db), resuming it on the next run", async function () {
+    const database = { dataDir: path.join(scratch, "indexer-db") };
+    const first = await audit({ database });
+    expect(first.findings).to.deep.equal([]);
+    const second = await audit({ database });
+    expect(second.findings).to.deep.equal([]);
+    expect(second.block).to.be.at.least(first.block);
+    expect(second.balances).to.deep.equal(first.balances);
   });
 
   it("catches a tampered receipt batch served by a blob peer (exit 1, batch_sha256_mismatch)", async function () {

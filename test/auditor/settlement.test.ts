@@ -5,6 +5,7 @@ import { expect } from "chai";
 import { type Address, type Hex, getAddress, sha256 } from "viem";
 
 import { type AuditEvent, type ChainBalances, compareBalances, replayBalances } from "../../auditor/balances.ts";
+import { modelHistory, settlementsFromEvents } from "../../auditor/audit.ts";
 import { findingsCsv, formatFinding } from "../../auditor/findings.ts";
 import {
   type EpochAuditInput,
@@ -271,5 +272,74 @@ describe("auditor: balances from events (pure)", function () {
     const replayed = replayBalances(redenominated, claims);
     expect(replayed.locks.get(`${node}/${staker}/0`)).to.deep.equal({ shares: 100_000n >> 4n, withdrawableAt: 99n });
     expect(replayed.pools.get(node)!.unbondingShares).to.equal(100_000n >> 4n);
+  });
+});
+
+describe("auditor: settlements and model history from events (pure)", function () {
+  const settlementArgs = (epoch: string, hash: string, fees: string) => ({
+    epoch,
+    settlementHash: hash,
+    settlement: {
+      epoch,
+      earningsRoot: `0x${"aa".repeat(32)}`,
+      totalDebits: "10",
+      fees,
+      royalties: "1",
+      redistributedSlash: "0",
+      receiptCount: "1",
+      batchSha256: `0x${"bb".repeat(32)}`,
+    },
+  });
+  let n = 0;
+  const ev = (contract: AuditEvent["contract"], event: string, args: Record<string, unknown>): AuditEvent => ({
+    contract,
+    event,
+    args: args as AuditEvent["args"],
+    blockNumber: ++n,
+    logIndex: 0,
+    txHash: `0x${n.toString(16).padStart(64, "0")}`,
+  });
+
+  it("takes the last settlement posted per epoch: funded, final, a voided one replaced, a voided one alone", function () {
+    const h = (c: string) => `0x${c.repeat(64)}`;
+    const events = [
+      ev("epochSettlement", "SettlementPosted", settlementArgs("0", h("1"), "5")),
+      ev("epochSettlement", "SettlementFinalised", { epoch: "0", settlementHash: h("1") }),
+      ev("rewardClaims", "DebitsCollected", { epoch: "0" }),
+      ev("epochSettlement", "SettlementPosted", settlementArgs("1", h("2"), "6")),
+      ev("epochSettlement", "SettlementVoided", { epoch: "1", settlementHash: h("2") }),
+      ev("epochSettlement", "SettlementPosted", settlementArgs("1", h("3"), "7")),
+      ev("epochSettlement", "SettlementFinalised", { epoch: "1", settlementHash: h("3") }),
+      ev("epochSettlement", "SettlementPosted", settlementArgs("2", h("4"), "8")),
+      ev("epochSettlement", "SettlementVoided", { epoch: "2", settlementHash: h("4") }),
+    ];
+    const settled = settlementsFromEvents(events);
+    expect(settled.map((s) => [s.epoch, s.status, s.settlement.fees])).to.deep.equal([
+      [0n, "funded", 5n],
+      [1n, "final", 7n],
+      [2n, "voided", 8n],
+    ]);
+    expect(settled[1]!.tx).to.equal(events[5]!.txHash);
+  });
+
+  it("collects every price, publisher and zk verifier a model version had", function () {
+    const p1 = getAddress(devAccount(3).address);
+    const p2 = getAddress(devAccount(6).address);
+    const history = modelHistory([
+      ev("modelRegistry", "ModelRegistered", { modelId: "1", publisher: p1 }),
+      ev("modelRegistry", "VersionPublished", {
+        modelId: "1",
+        version: "0",
+        input: { price: "100", zkVerifier: "0x0000000000000000000000000000000000000000" },
+      }),
+      ev("modelRegistry", "VersionPriceSet", { modelId: "1", version: "0", price: "120" }),
+      ev("modelRegistry", "MatureModelSet", { modelId: "1", version: "0", price: "130" }),
+      ev("modelRegistry", "PublisherTransferred", { modelId: "1", newPublisher: p2 }),
+      ev("modelRegistry", "VersionPublished", { modelId: "1", version: "1", input: { price: "5", zkVerifier: p2 } }),
+    ]);
+    expect([...history.prices.get("1/0")!]).to.deep.equal([100n, 120n, 130n]);
+    expect([...history.publishers.get("1")!]).to.deep.equal([p1, p2]);
+    expect(history.zkVerifiers.get("1/0")).to.equal(null);
+    expect(history.zkVerifiers.get("1/1")).to.equal(p2);
   });
 });
