@@ -269,73 +269,6 @@ async function fetchBatch(epoch: bigint, batchSha256: Hex, options: AuditOptions
 
 // ------------------------------------------------------------------ chain views
 
-async function readChainBalances(
-  client: PublicClient,
-  record: DeploymentRecord,
-  expected: Balances,
-  block: bigint,
-): Promise<ChainBalances> {
-  const staking = record.contracts.nodeStaking.address;
-  const read = <T>(address: Address, abi: unknown, functionName: string, args: unknown[]) =>
-    client.readContract({
-      address,
-      abi: abi as never,
-      functionName: functionName as never,
-      args: args as never,
-      blockNumber: block,
-    }) as Promise<T>;
-  const out: ChainBalances = {
-    pools: new Map(),
-    shares: new Map(),
-    lockCounts: new Map(),
-    locks: new Map(),
-    claimed: new Map(),
-    escrow: new Map(),
-  };
-  for (const node of expected.pools.keys()) {
-    const [active, unbonding] = await Promise.all([
-      read<{ stake: bigint; shares: bigint }>(staking, balanceViewsAbi, "activePool", [node]),
-      read<{ stake: bigint; shares: bigint }>(staking, balanceViewsAbi, "unbondingPool", [node]),
-    ]);
-    out.pools.set(node, {
-      activeStake: active.stake,
-      activeShares: active.shares,
-      unbondingStake: unbonding.stake,
-      unbondingShares: unbonding.shares,
-      scale: 0n,
-    });
-  }
-  for (const key of expected.shares.keys()) {
-    const [node, staker] = key.split("/") as [Address, Address];
-    const [shares, count] = await Promise.all([
-      read<bigint>(staking, balanceViewsAbi, "sharesOf", [node, staker]),
-      read<bigint>(staking, balanceViewsAbi, "lockCount", [node, staker]),
-    ]);
-    out.shares.set(key, shares);
-    out.lockCounts.set(key, count);
-  }
-  for (const key of expected.locks.keys()) {
-    const [node, staker, id] = key.split("/") as [Address, Address, string];
-    const lock = await read<{ shares: bigint; withdrawableAt: bigint }>(staking, balanceViewsAbi, "unbondingLock", [
-      node,
-      staker,
-      BigInt(id),
-    ]);
-    out.locks.set(key, { shares: lock.shares, withdrawableAt: BigInt(lock.withdrawableAt) });
-  }
-  for (const account of expected.claimed.keys())
-    out.claimed.set(
-      account,
-      await read<bigint>(record.contracts.rewardClaims.address, balanceViewsAbi, "claimed", [account]),
-    );
-  for (const client of expected.escrow.keys())
-    out.escrow.set(
-      client,
-      await read<bigint>(record.contracts.paymentEscrow.address, balanceViewsAbi, "balanceOf", [client]),
-    );
-  return out;
-}
-
 /** The views compared with the events (NodeStaking, RewardClaims, PaymentEscrow). */
 export const balanceViewsAbi = parseAbi([
   "struct Pool { uint128 stake; uint128 shares; }",
@@ -348,6 +281,61 @@ export const balanceViewsAbi = parseAbi([
   "function claimed(address account) view returns (uint256)",
   "function balanceOf(address client) view returns (uint256)",
 ]);
+
+async function readChainBalances(
+  client: PublicClient,
+  record: DeploymentRecord,
+  expected: Balances,
+  block: bigint,
+): Promise<ChainBalances> {
+  const staking = { address: record.contracts.nodeStaking.address, abi: balanceViewsAbi, blockNumber: block } as const;
+  const claims = { address: record.contracts.rewardClaims.address, abi: balanceViewsAbi, blockNumber: block } as const;
+  const escrow = { address: record.contracts.paymentEscrow.address, abi: balanceViewsAbi, blockNumber: block } as const;
+  const out: ChainBalances = {
+    pools: new Map(),
+    shares: new Map(),
+    lockCounts: new Map(),
+    locks: new Map(),
+    claimed: new Map(),
+    escrow: new Map(),
+  };
+  for (const node of expected.pools.keys()) {
+    const [active, unbonding] = await Promise.all([
+      client.readContract({ ...staking, functionName: "activePool", args: [node] }),
+      client.readContract({ ...staking, functionName: "unbondingPool", args: [node] }),
+    ]);
+    out.pools.set(node, {
+      activeStake: active.stake,
+      activeShares: active.shares,
+      unbondingStake: unbonding.stake,
+      unbondingShares: unbonding.shares,
+      scale: 0n,
+    });
+  }
+  for (const key of expected.shares.keys()) {
+    const [node, staker] = key.split("/") as [Address, Address];
+    const [shares, count] = await Promise.all([
+      client.readContract({ ...staking, functionName: "sharesOf", args: [node, staker] }),
+      client.readContract({ ...staking, functionName: "lockCount", args: [node, staker] }),
+    ]);
+    out.shares.set(key, shares);
+    out.lockCounts.set(key, count);
+  }
+  for (const key of expected.locks.keys()) {
+    const [node, staker, id] = key.split("/") as [Address, Address, string];
+    const lock = await client.readContract({
+      ...staking,
+      functionName: "unbondingLock",
+      args: [node, staker, BigInt(id)],
+    });
+    out.locks.set(key, { shares: lock.shares, withdrawableAt: BigInt(lock.withdrawableAt) });
+  }
+  for (const account of expected.claimed.keys())
+    out.claimed.set(account, await client.readContract({ ...claims, functionName: "claimed", args: [account] }));
+  for (const account of expected.escrow.keys())
+    out.escrow.set(account, await client.readContract({ ...escrow, functionName: "balanceOf", args: [account] }));
+  return out;
+}
 
 // ------------------------------------------------------------------ the audit
 
@@ -487,7 +475,11 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         settledJobs,
         tx: s.tx,
       });
-      epochFindings.push(...audited.findings);
+      // Name who served a copy that is not the committed batch.
+      for (const f of audited.findings)
+        epochFindings.push(
+          f.code === "batch_sha256_mismatch" ? { ...f, what: `${f.what}, served by ${fetched.source}` } : f,
+        );
       summary.receipts = audited.receiptCount;
       for (const job of audited.jobs) settledJobs.add(job);
       previous = audited.built?.earnings;
