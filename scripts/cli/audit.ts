@@ -109,7 +109,7 @@ export function formatAuditReport(report: AuditReport): string {
 
 interface AuditFlags {
   epoch?: bigint;
-  all: boolean;
+  all?: boolean;
   csv?: string;
   blobPeer?: string[];
   oracle?: string[];
@@ -125,7 +125,7 @@ export function addAuditCommand(program: Command): void {
         "(exit 0: all match; 1: findings; 2: could not audit)",
     )
     .addOption(new Option("--epoch <n>", "audit this epoch's settlement only").argParser(parseEpoch).conflicts("all"))
-    .addOption(new Option("--all", "audit every settlement and every balance (the default)").default(false))
+    .addOption(new Option("--all", "audit every settlement and every balance (the default)"))
     .option("--csv <file>", "also write the findings as CSV to <file>")
     .option(
       "--blob-peer <url>",
