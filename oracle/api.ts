@@ -33,6 +33,8 @@ export interface ApiDeps {
   /** Committee follower: checks a proposed settlement and signs it. */
   signEpoch?: (epoch: bigint, request: unknown) => Promise<{ signer: string; signature: string }>;
   ready: () => Promise<boolean>;
+  /** The receipt batch named by its sha256 (64 hex, no 0x), when this oracle holds it. */
+  readBatch?: (sha256: string) => Promise<Uint8Array | undefined>;
   /** Unix seconds now (tests move the clock). */
   now?: () => number;
 }
@@ -215,6 +217,19 @@ export function createApi(deps: ApiDeps): express.Express {
     const epoch = await deps.store.getEpoch(BigInt(n.data));
     if (epoch === undefined) throw new ApiError(404, "unknown_epoch", `this oracle has no record of epoch ${n.data}`);
     res.json(epochJson(epoch));
+  });
+
+  // An auditor's fallback when no blob peer serves an epoch's batch; the auditor checks its sha256.
+  app.get("/v1/epochs/:n/batch", async (req, res) => {
+    const n = epochNumberSchema.safeParse(req.params.n);
+    if (!n.success) throw new ApiError(400, "invalid_epoch", "an epoch is a non-negative integer");
+    const epoch = await deps.store.getEpoch(BigInt(n.data));
+    if (epoch === undefined) throw new ApiError(404, "unknown_epoch", `this oracle has no record of epoch ${n.data}`);
+    const hash = epoch.batchSha256;
+    const bytes = hash === null ? undefined : await deps.readBatch?.(hash.slice(2));
+    if (bytes === undefined)
+      throw new ApiError(404, "no_batch", `this oracle holds no receipt batch of epoch ${n.data}`);
+    res.type("application/x-ndjson").send(Buffer.from(bytes));
   });
 
   // What an account passes to RewardClaims.claim: its cumulative amount up to epoch n and the proof.

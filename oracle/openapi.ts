@@ -77,6 +77,17 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { "200": { description: "the epoch" }, ...errors(400, 404) },
         },
       },
+      "/v1/epochs/{n}/batch": {
+        get: {
+          summary:
+            "The receipt batch the epoch's settlement commits to (its sha256 is batchSha256); auditors' fallback",
+          parameters: [{ name: "n", in: "path", required: true, schema: z.toJSONSchema(epochNumberSchema) }],
+          responses: {
+            "200": { description: "the batch: canonical JSON lines", content: { "application/x-ndjson": {} } },
+            ...errors(400, 404),
+          },
+        },
+      },
       "/v1/epochs/close": {
         post: {
           summary: "Close the open epoch (or drive the pending one); admin token",

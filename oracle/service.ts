@@ -1,6 +1,8 @@
 // Wires one oracle process: database, chain, queue, workers, settlement and the HTTP API, per the
 // roles it runs. `startOracle` returns once the API listens; `close` stops everything in order.
+import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
+import path from "node:path";
 
 import { type Logger, pino } from "pino";
 import type { TypedDataDomain } from "viem";
@@ -142,6 +144,11 @@ export async function startOracle(config: OracleConfig, options: StartOptions = 
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       adminToken: config.adminToken,
+      readBatch: (hash: string) =>
+        readFile(path.join(config.dataDir, "batches", hash)).then(
+          (bytes) => new Uint8Array(bytes),
+          () => undefined,
+        ),
       ...(roles.has("settlement") ? { closeEpoch: () => settler.closeEpoch() } : {}),
       ...(committee
         ? {

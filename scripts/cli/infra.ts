@@ -22,6 +22,8 @@
 //   npx infra node claim --oracle <url>                  a node's rewards (commission, the rest to its pool)
 //   npx infra claim --oracle <url> [--account <address>] a publisher's or the treasury's rewards
 //   npx infra infer <model> --input <json|@file>         one call through a gateway, proof verified
+//   npx infra audit [--epoch N | --all] [--csv <file>]    recompute settlements and balances, compare with the
+//                   [--blob-peer <url>…] [--oracle <url>] chain; exit 1 with diffs on a mismatch (docs/auditor.md)
 //
 // Global: --network <name> (reads deployments/<name>.json; default localhost), --json,
 // --keystore <file>. Keys: see wallet.ts. Node 22 runs this file as is:
@@ -36,6 +38,7 @@ import { startBlobServer } from "../../sdk/blob/server.ts";
 import { createProgress } from "./progress.ts";
 import { openNetwork } from "./context.ts";
 
+import { addAuditCommand } from "./audit.ts";
 import { eventsAction, formatEvents, parseBlock, parseContractKey } from "./events.ts";
 import {
   CliError,
@@ -245,6 +248,7 @@ function buildProgram(): Command {
     );
   addNodeCommands(program, (command) => globals(command), print);
   registerClientCommands(program);
+  addAuditCommand(program);
 
   return program;
 }
