@@ -176,7 +176,7 @@ describe("oracle rules", function () {
     const output = Buffer.from('{"output":[1]}');
     const zkReceipt = async () => {
       const input = Buffer.from('{"input":[1]}');
-      const json = await makeReceipt(domain, { ...ids, input });
+      const json = await makeReceipt(domain, ids, { input });
       return parse({
         ...json,
         work_unit: { ...json.work_unit, input: input.toString("base64") },
