@@ -35,12 +35,24 @@ async function artifact(name: string): Promise<{ abi: Abi; bytecode: Hex }> {
 }
 
 /** Deploys the version verifier and publishes simplenet as a zk-required serving version. */
-export async function publishZkSimplenet(net: InferenceNetwork, price = SIMPLENET_PRICE): Promise<ZkVersion> {
+export async function publishZkSimplenet(
+  net: InferenceNetwork,
+  options: {
+    price?: bigint;
+    versionName?: string;
+    /** A commitment other than the served weights' (a bad version, for tests). */
+    weightsCommitment?: bigint;
+  } = {},
+): Promise<ZkVersion> {
+  const price = options.price ?? SIMPLENET_PRICE;
+  const versionName = options.versionName ?? ZK_VERSION_NAME;
   const circuitVerifier = net.record.contracts.simplenetVerifier?.address;
   if (circuitVerifier === undefined) {
     throw new Error("the deployment record names no simplenetVerifier: redeploy with the current Ignition module");
   }
-  const { weightsCommitment } = await loadQuantisedSimplenet(path.join(SIMPLENET_DIR, "simplenet.onnx"));
+  const weightsCommitment =
+    options.weightsCommitment ??
+    (await loadQuantisedSimplenet(path.join(SIMPLENET_DIR, "simplenet.onnx"))).weightsCommitment;
   const verifyingKeyHash = (await verifyingKeyHashOf()) as Hex;
   const { abi, bytecode } = await artifact("ZkInferenceVerifier");
   const hash = await net.deployer.deployContract({
@@ -54,7 +66,7 @@ export async function publishZkSimplenet(net: InferenceNetwork, price = SIMPLENE
 
   const release = await mkdtemp(path.join(net.work, "zk-release-"));
   const yaml = await readFile(path.join(SIMPLENET_DIR, "model.yaml"), "utf8");
-  await writeFile(path.join(release, "model.yaml"), yaml.replace(/^version: .*$/m, `version: "${ZK_VERSION_NAME}"`));
+  await writeFile(path.join(release, "model.yaml"), yaml.replace(/^version: .*$/m, `version: "${versionName}"`));
   await copyFile(path.join(SIMPLENET_DIR, "simplenet.onnx"), path.join(release, "simplenet.onnx"));
   const models = { publicClient: net.publicClient, modelRegistry: net.record.contracts.modelRegistry.address };
   const published = await publishAction(models, net.deployer, release, {

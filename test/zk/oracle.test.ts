@@ -213,4 +213,15 @@ describe("zk-required version through the oracle's HTTP API", function () {
     const paid = await oracleVerdict(oracle.url, await handMade({ input: input(3), ...a }));
     expect(paid, JSON.stringify(paid)).to.include({ status: "verified" });
   });
+
+  // Last: it makes a bad version the serving one.
+  it("a node agent refuses to serve a zk version whose verifier fixes other weights, saying which", async function () {
+    await publishZkSimplenet(net, { versionName: "1.0.1-zk-other", weightsCommitment: model.weightsCommitment + 1n });
+    let error: unknown;
+    await net.startAgent(await net.addOperator(10_000n), { oracles: [oracle.url] }).catch((e: unknown) => (error = e));
+    expect(error).to.be.instanceOf(Error);
+    expect((error as Error).message).to.match(
+      /model simplenet \(zk-required\): the weights at .*simplenet\.onnx commit to \d+; the version's verifier fixes \d+/,
+    );
+  });
 });
