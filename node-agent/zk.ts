@@ -2,8 +2,7 @@
 // by the quantised simplenet (circuits/simplenet/quantised.ts) with a Groth16 proof per job. The
 // agent checks at load that its weights are the version's (the verifier's weights commitment) and
 // that its verification key is the version's, then keeps one warm prover for every such model.
-import type { Address, Hex, PublicClient } from "viem";
-import { parseAbi } from "viem";
+import { parseAbi, type Address, type Hex, type PublicClient } from "viem";
 
 import { SimplenetProver, type ZkProofJson } from "../circuits/prover.ts";
 import { loadQuantisedSimplenet } from "../circuits/simplenet/model.ts";
