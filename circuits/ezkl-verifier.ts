@@ -3,6 +3,8 @@
 // version's deployed Halo2Verifier (an eth_call, no gas) whether the proof holds. The weights are
 // fixed in ezkl's verifying key, so the verifier contract itself is the version's commitment.
 import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 
 import { Interface } from "ethers";
 
@@ -118,5 +120,44 @@ export class EzklHalo2Verifier implements ZkVerifier {
       valid = false;
     }
     return valid ? { ok: true } : reject("invalid_proof", "the version's Halo2 verifier refused the proof");
+  }
+}
+
+/** The committed ezkl artifacts: circuits/ezkl/ (vk.key is what a version's verifyingKeyHash names). */
+export const EZKL_DIR = path.join(import.meta.dirname, "ezkl");
+
+/**
+ * The oracle's ezkl verifier for every version at once: each check asks the job's own version's
+ * Halo2Verifier (the context's `verifierContract`), holding ezkl's verifying key hash.
+ */
+export class EzklHalo2Verifiers implements ZkVerifier {
+  readonly system = EZKL_SYSTEM;
+  readonly #ethCall: EthCall;
+  readonly verifyingKeyHash: string;
+
+  constructor(ethCall: EthCall, verifyingKeyHash: string) {
+    this.#ethCall = ethCall;
+    this.verifyingKeyHash = verifyingKeyHash.toLowerCase();
+  }
+
+  /** Loads the key hash from `dir`; undefined where the ezkl artifacts are not present. */
+  static async load(ethCall: EthCall, dir = EZKL_DIR): Promise<EzklHalo2Verifiers | undefined> {
+    let vk: Buffer;
+    try {
+      vk = await readFile(path.join(dir, "vk.key"));
+    } catch {
+      return undefined;
+    }
+    return new EzklHalo2Verifiers(ethCall, sha256Hex(vk));
+  }
+
+  verify(zkProof: ZkProofJson, context: ZkVerificationContext): Promise<ZkVerificationResult> {
+    if (context.verifierContract === undefined) {
+      return Promise.resolve(reject("wrong_verifier", "the version's verifier contract is not known"));
+    }
+    return new EzklHalo2Verifier(this.#ethCall, context.verifierContract, this.verifyingKeyHash).verify(
+      zkProof,
+      context,
+    );
   }
 }

@@ -4,6 +4,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 
+import { WitnessCalculatorBuilder, type WitnessCalculator } from "circom_runtime";
 import * as snarkjs from "snarkjs";
 import { z } from "zod";
 
@@ -131,28 +132,70 @@ export interface InferenceProof {
   expected: ExpectedSignals;
 }
 
-/** Runs the quantised model on `x` and proves it. `weights` are the int8 weights, `x` the quantised input. */
-export async function prove(
+/**
+ * A warm prover: the circuit's witness calculator compiled once and the proving key held in memory,
+ * so a proof costs the witness (tens of ms) and the Groth16 prover's multi-exponentiations, not a
+ * wasm compile and a key read. snarkjs keeps its BN254 curve (and worker threads) as a process-wide
+ * singleton after the first proof. Proofs run one at a time: they are CPU-bound, and the witness
+ * calculator's wasm memory is not reentrant.
+ */
+export class SimplenetProver {
+  readonly setup: SimplenetSetup;
+  readonly #calculator: Promise<WitnessCalculator>;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(setup: SimplenetSetup) {
+    this.setup = setup;
+    this.#calculator = WitnessCalculatorBuilder(setup.wasm);
+    // Surfaced by the first prove(); never an unhandled rejection meanwhile.
+    this.#calculator.catch(() => undefined);
+  }
+
+  static async load(dir = SETUP_DIR): Promise<SimplenetProver> {
+    return new SimplenetProver(await loadSetup(dir));
+  }
+
+  /** Runs the quantised model on `x` and proves it. `weights` are the int8 weights, `x` the quantised input. */
+  prove(weights: ArrayLike<number>, x: ArrayLike<number>): Promise<InferenceProof> {
+    const run = this.#queue.then(() => this.#prove(weights, x));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #prove(weights: ArrayLike<number>, x: ArrayLike<number>): Promise<InferenceProof> {
+    const { output } = forward(weights, x);
+    const calculator = await this.#calculator;
+    const wtns = await calculator.calculateWTNSBin(circuitInput(weights, x), true);
+    const { proof, publicSignals } = await snarkjs.groth16.prove(
+      { type: "mem", data: this.setup.zkey },
+      { type: "mem", data: wtns },
+    );
+    return {
+      zkProof: { system: GROTH16, proof: { ...proof }, public_signals: publicSignals },
+      output,
+      expected: {
+        weightsCommitment: weightsCommitment(weights),
+        inputHash: inputHash(x),
+        outputHash: outputHash(output),
+      },
+    };
+  }
+}
+
+const provers = new WeakMap<SimplenetSetup, SimplenetProver>();
+
+/** Runs the quantised model on `x` and proves it, with a warm prover kept per loaded setup. */
+export function prove(
   setup: SimplenetSetup,
   weights: ArrayLike<number>,
   x: ArrayLike<number>,
 ): Promise<InferenceProof> {
-  const { output } = forward(weights, x);
-  const input = circuitInput(weights, x);
-  const { proof, publicSignals } = await snarkjs.groth16.fullProve(
-    input,
-    { type: "mem", data: setup.wasm },
-    { type: "mem", data: setup.zkey },
-  );
-  return {
-    zkProof: { system: GROTH16, proof: { ...proof }, public_signals: publicSignals },
-    output,
-    expected: {
-      weightsCommitment: weightsCommitment(weights),
-      inputHash: inputHash(x),
-      outputHash: outputHash(output),
-    },
-  };
+  let prover = provers.get(setup);
+  if (prover === undefined) {
+    prover = new SimplenetProver(setup);
+    provers.set(setup, prover);
+  }
+  return prover.prove(weights, x);
 }
 
 const reject = (reason: ZkRejectReason, message: string): ZkVerdict => ({ ok: false, reason, message });
@@ -256,10 +299,11 @@ export function solidityCallData(zkProof: ZkProofJson): {
  * Throws QuantisationError (a 400 for the client) when the body is not a zk job.
  */
 export async function proveInferenceBody(
-  setup: SimplenetSetup,
+  prover: SimplenetProver | SimplenetSetup,
   weights: ArrayLike<number>,
   inputBody: Uint8Array,
 ): Promise<{ outputBody: Uint8Array; zkProof: ZkProofJson }> {
-  const proof = await prove(setup, weights, quantisedInputOfBody(inputBody));
+  const x = quantisedInputOfBody(inputBody);
+  const proof = prover instanceof SimplenetProver ? await prover.prove(weights, x) : await prove(prover, weights, x);
   return { outputBody: encodeZkOutput(proof.output), zkProof: proof.zkProof };
 }

@@ -14,17 +14,21 @@ declare module "snarkjs" {
       wasm: SnarkjsFile,
       zkey: SnarkjsFile,
     ): Promise<{ proof: Groth16ProofObject; publicSignals: string[] }>;
+    prove(zkey: SnarkjsFile, witness: SnarkjsFile): Promise<{ proof: Groth16ProofObject; publicSignals: string[] }>;
     verify(vkey: unknown, publicSignals: string[], proof: unknown): Promise<boolean>;
     exportSolidityCallData(proof: unknown, publicSignals: string[]): Promise<string>;
   };
 }
 
 declare module "circom_runtime" {
+  export interface WitnessCalculator {
+    calculateWitness(input: Record<string, unknown>, sanityCheck: boolean): Promise<bigint[]>;
+    /** The witness in snarkjs's .wtns format. */
+    calculateWTNSBin(input: Record<string, unknown>, sanityCheck: boolean): Promise<Uint8Array>;
+    prime: bigint;
+  }
   export function WitnessCalculatorBuilder(
     wasm: Uint8Array,
     options?: Record<string, unknown>,
-  ): Promise<{
-    calculateWitness(input: Record<string, unknown>, sanityCheck: boolean): Promise<bigint[]>;
-    prime: bigint;
-  }>;
+  ): Promise<WitnessCalculator>;
 }

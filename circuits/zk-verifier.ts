@@ -1,6 +1,6 @@
 // The oracle's pluggable zk verification: a `ZkVerifier` per proof system, looked up by the
-// receipt's `zk_proof.system`. The interface is defined here in the shape the oracle expects; the
-// integrator registers `SimplenetGroth16Verifier` with the oracle's registry.
+// receipt's `zk_proof.system`. The oracle registers `SimplenetGroth16Verifier` (and the ezkl one
+// where its artifacts are present) at start-up: oracle/zk.ts.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -15,6 +15,8 @@ export interface ZkVerificationContext {
   weightsCommitment: bigint;
   /** The version's `verifyingKeyHash` from the model registry (0x + 64 hex). */
   verifyingKeyHash: string;
+  /** The version's `zkVerifier` contract (verifiers that ask the chain need it). */
+  verifierContract?: string;
   /** The raw input bytes; their sha256 is the work unit's `input_hash`. */
   input: Uint8Array;
   /** The raw output bytes; their sha256 is the proof of serving's `output_hash`. */

@@ -15,7 +15,7 @@ import Docker from "dockerode";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { pino, type Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { createPublicClient, http, type Address, type PublicClient, type TypedDataDomain } from "viem";
+import { createPublicClient, http, type Address, type Hex, type PublicClient, type TypedDataDomain } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 
 import { parseDeploymentRecord, type DeploymentRecord } from "../sdk/deployment.ts";
@@ -31,12 +31,15 @@ import { keystorePassword, openKeystore } from "./keystore.ts";
 import { Outbox, OutboxSender, openOutboxDatabase, type SqlClient } from "./outbox.ts";
 import { DockerModel } from "./docker-runtime.ts";
 import { ModelProcess, type ModelRuntime } from "./process-runtime.ts";
+import { SimplenetProver } from "../circuits/prover.ts";
+import { loadZkModel, proveJobBody, type ZkModel } from "./zk.ts";
 
 const PROJECT_ROOT = path.resolve(import.meta.dirname, "..");
 /** Memory limit of a model loaded from chain, whose model.yaml the manifest does not carry. */
 const DEFAULT_MODEL_MEMORY = 512 * 2 ** 20;
 const DEFAULT_MODEL_CPUS = 1;
 const DEFAULT_REFRESH_MS = 30_000;
+const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 /** Largest job body: the 8 MiB base64 input the receipt schema allows, plus the work unit. */
 const MAX_JOB_BODY = "12mb";
 
@@ -51,6 +54,8 @@ export interface ServedModel extends ServedModelTerms {
   weightsPath: string;
   source: "bundle" | "chain";
   process: ModelRuntime;
+  /** A zk-required version's quantised weights, checked against its verifier. */
+  zk?: ZkModel;
 }
 
 export interface AgentOptions {
@@ -168,7 +173,7 @@ async function prepareModel(
   contracts: ModelContracts,
   config: AgentConfig,
   log: Logger,
-): Promise<Omit<ServedModel, "process"> & { memoryBytes: number; cpus: number; gpus: number }> {
+): Promise<Omit<ServedModel, "process"> & { memoryBytes: number; cpus: number; gpus: number; verifyingKeyHash: Hex }> {
   const modelId = await resolveModelId(contracts, entry.model);
   const status = await readModel(contracts, modelId).catch((error: unknown) => {
     throw new AgentStartError(`model ${String(entry.model)} cannot be read from the registry`, { cause: error });
@@ -176,7 +181,15 @@ async function prepareModel(
   if (status.serving === undefined) {
     throw new AgentStartError(`model ${modelId} (${status.name}) has no serving version (setMatureModel)`);
   }
-  const terms = { modelId, name: status.name, version: status.serving.version, price: status.serving.record.price };
+  const record = status.serving.record;
+  const terms = {
+    modelId,
+    name: status.name,
+    version: status.serving.version,
+    price: record.price,
+    ...(record.zkVerifier === ZERO_ADDRESS ? {} : { zkVerifier: record.zkVerifier }),
+    verifyingKeyHash: record.verifyingKeyHash,
+  };
   if (entry.bundle !== undefined) {
     const yamlBytes = await readFile(path.join(entry.bundle, "model.yaml")).catch((error: unknown) => {
       throw new AgentStartError(`bundle ${entry.bundle} has no model.yaml`, { cause: error });
@@ -331,6 +344,11 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
           timeoutMs: config.job_timeout_ms,
           now: () => Date.now(),
           infer: (modelId, input, timeoutMs) => models.get(modelId)!.process.infer(input, timeoutMs),
+          proveZk: async (modelId, input) => {
+            const zk = models.get(modelId)?.zk;
+            if (zk === undefined || prover === undefined) throw new Error(`model ${modelId} has no zk weights loaded`);
+            return proveJobBody(await prover, zk, input, badProof);
+          },
           seen: (jobId) => outbox.has(jobId),
           record: (jobId, receipt) => outbox.add(jobId, receipt, Date.now()),
         },
@@ -368,6 +386,29 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
   });
   const address = server.address();
   const url = typeof address === "object" && address !== null ? `http://${config.listen.host}:${address.port}` : "";
+
+  // One warm prover for every zk-required model, built (and run once) when the first one loads.
+  let prover: Promise<SimplenetProver> | undefined;
+  const badProof = env.INFRAMESH_AGENT_TEST_BAD_PROOF === "1";
+  if (badProof) log.warn("INFRAMESH_AGENT_TEST_BAD_PROOF=1: zk receipts carry proofs of another input (test hook)");
+  const zkFor = async (prepared: Awaited<ReturnType<typeof prepareModel>>): Promise<{ zk?: ZkModel }> => {
+    if (prepared.zkVerifier === undefined) return {};
+    const zk = await loadZkModel(publicClient, prepared.weightsPath, {
+      zkVerifier: prepared.zkVerifier,
+      verifyingKeyHash: prepared.verifyingKeyHash,
+    }).catch((error: unknown) => {
+      throw new AgentStartError(`model ${prepared.name} (zk-required): ${(error as Error).message}`, { cause: error });
+    });
+    prover ??= SimplenetProver.load().then(async (warm) => {
+      const started = performance.now();
+      await warm.prove(zk.weights, new Int32Array(16));
+      log.info({ ms: Math.round(performance.now() - started) }, "zk prover warmed up");
+      return warm;
+    });
+    await prover;
+    log.info({ model: prepared.name, verifier: prepared.zkVerifier }, "zk-required version: proving every job");
+    return { zk };
+  };
 
   let docker: Docker | undefined;
   const runtimeFor = (prepared: Awaited<ReturnType<typeof prepareModel>>): ModelRuntime => {
@@ -420,9 +461,10 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
         continue;
       }
       const prepared = await prepareModel(entry, contracts, config, log);
+      const zk = await zkFor(prepared);
       const runner = runtimeFor(prepared);
       await runner.start();
-      models.set(modelId, { ...prepared, process: runner });
+      models.set(modelId, { ...prepared, ...zk, process: runner });
       log.info({ model: served.name, version: version.toString() }, "now serving the new version");
       await new Promise((r) => setTimeout(r, Math.min(config.job_timeout_ms, 5_000)));
       await served.process.stop();
@@ -457,8 +499,9 @@ export async function startAgent(config: AgentConfig, options: AgentOptions = {}
     sender.start(); // receipts left by a previous run go out while the models load
     for (const entry of config.models) {
       const prepared = await prepareModel(entry, contracts, config, log);
+      const zk = await zkFor(prepared);
       const runner = runtimeFor(prepared);
-      models.set(prepared.modelId, { ...prepared, process: runner });
+      models.set(prepared.modelId, { ...prepared, ...zk, process: runner });
       await runner.start();
     }
     loading = false;

@@ -23,6 +23,8 @@ import {
   workUnitOf,
   type ProofOfServingJson,
 } from "../sdk/receipt.ts";
+import type { ZkProofJson } from "../circuits/prover.ts";
+import { QuantisationError } from "../circuits/simplenet/quantised.ts";
 import { ModelRuntimeError, type InferResponse } from "./process-runtime.ts";
 
 /** The body of `POST /v1/jobs`. */
@@ -52,6 +54,8 @@ export interface ServedModelTerms {
   version: bigint;
   /** The serving version's price per call, token base units. */
   price: bigint;
+  /** The serving version's zk verifier, when its receipts must carry a proof of inference. */
+  zkVerifier?: `0x${string}`;
 }
 
 /** Turns a parsed JSON body into a job request, or a 400 naming every wrong field. Pure. */
@@ -163,6 +167,11 @@ export interface JobDeps {
   infer: (modelId: bigint, input: Buffer, timeoutMs: number) => Promise<InferResponse>;
   /** Has this job id been served already? */
   seen: (jobId: string) => Promise<boolean>;
+  /**
+   * Runs the quantised model and proves it (a zk-required version): the output body to serve and
+   * the receipt's `zk_proof`. Throws QuantisationError when the input is not one the circuit takes.
+   */
+  proveZk?: (modelId: bigint, input: Buffer) => Promise<{ outputBody: Uint8Array; zkProof: ZkProofJson }>;
   /** Records the receipt; false when the job id already had one. */
   record: (jobId: string, receiptJson: string) => Promise<boolean>;
 }
@@ -173,6 +182,30 @@ export interface JobAnswer {
   output: string;
   output_hash: string;
   proof_of_serving: ProofOfServingJson;
+}
+
+/** The quantised model's answer and its proof, for a zk-required version. */
+async function proveJob(
+  deps: JobDeps,
+  model: ServedModelTerms,
+  input: Buffer,
+): Promise<{ output: Buffer; zkProof: ZkProofJson }> {
+  if (deps.proveZk === undefined) {
+    throw new JobError(
+      503,
+      "zk_unavailable",
+      `model ${model.modelId} (${model.name}) requires a zk proof and this node has no prover`,
+    );
+  }
+  try {
+    const { outputBody, zkProof } = await deps.proveZk(model.modelId, input);
+    return { output: Buffer.from(outputBody), zkProof };
+  } catch (error) {
+    if (error instanceof QuantisationError) {
+      throw new JobError(400, "model_rejected_input", `${model.name} (zk): ${error.message}`, { cause: error });
+    }
+    throw new JobError(502, "proof_failed", `proving failed: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** Serves one job end to end. Throws JobError for every refusal or failure (no receipt then). */
@@ -192,20 +225,26 @@ export async function serveJob(deps: JobDeps, body: unknown): Promise<{ answer: 
   }
 
   const started = deps.now();
-  let answer: InferResponse;
-  try {
-    answer = await deps.infer(model.modelId, input, deps.timeoutMs);
-  } catch (error) {
-    if (error instanceof ModelRuntimeError && error.code === "TIMEOUT") {
-      throw new JobError(504, "model_timeout", error.message, { cause: error });
+  let output: Buffer;
+  let zkProof: ZkProofJson | undefined;
+  if (model.zkVerifier !== undefined) {
+    ({ output, zkProof } = await proveJob(deps, model, input));
+  } else {
+    let answer: InferResponse;
+    try {
+      answer = await deps.infer(model.modelId, input, deps.timeoutMs);
+    } catch (error) {
+      if (error instanceof ModelRuntimeError && error.code === "TIMEOUT") {
+        throw new JobError(504, "model_timeout", error.message, { cause: error });
+      }
+      if (error instanceof ModelRuntimeError && error.code === "NOT_RUNNING") {
+        // Loading or restarting: a gateway should try another node, or this one a moment later.
+        throw new JobError(503, "model_unavailable", error.message, { cause: error });
+      }
+      throw new JobError(502, "model_failed", (error as Error).message, { cause: error });
     }
-    if (error instanceof ModelRuntimeError && error.code === "NOT_RUNNING") {
-      // Loading or restarting: a gateway should try another node, or this one a moment later.
-      throw new JobError(503, "model_unavailable", error.message, { cause: error });
-    }
-    throw new JobError(502, "model_failed", (error as Error).message, { cause: error });
+    output = checkModelAnswer(model.name, answer);
   }
-  const output = checkModelAnswer(model.name, answer);
   const latencyMs = Math.max(0, Math.round(deps.now() - started));
 
   const proof: ProofOfServing = {
@@ -217,10 +256,13 @@ export async function serveJob(deps: JobDeps, body: unknown): Promise<{ answer: 
   };
   const signature = await signProofOfServing(deps.node, deps.domain, proof);
   const proofJson = proofOfServingJson(proof, request.work_unit.model_ref, signature);
+  // A zk receipt carries the input and output bytes: the oracle recomputes the proof's public
+  // inputs from them, and checks them against the signed hashes.
   const receipt = {
-    work_unit: workUnitJson(workUnit),
+    work_unit: workUnitJson(workUnit, zkProof === undefined ? undefined : input),
     client_signature: request.client_signature,
     proof_of_serving: proofJson,
+    ...(zkProof === undefined ? {} : { zk_proof: zkProof, output: output.toString("base64") }),
   };
   receiptJsonSchema.parse(receipt); // our own output must be what the oracle accepts
   if (!(await deps.record(workUnit.jobId, JSON.stringify(receipt)))) {

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 
 import { AgentConfigError, loadAgentConfig } from "./config.ts";
 import { startAgent } from "./agent.ts";
+import { releaseZkResources } from "../circuits/prover.ts";
 
 const { values } = parseArgs({ options: { config: { type: "string", default: "node-agent.yaml" } } });
 
@@ -14,6 +15,7 @@ try {
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve());
   });
   await agent.stop();
+  await releaseZkResources(); // snarkjs's curve worker threads would keep the process alive
 } catch (error) {
   const message = error instanceof AgentConfigError ? error.message : `node agent: ${(error as Error).message}`;
   process.stderr.write(`${message}\n`);

@@ -76,15 +76,22 @@ function epochJson(e: EpochRow) {
 
 /**
  * The stored form of a receipt: the validated wire JSON, normalised (checksummed addresses,
- * lowercase hex), without the raw input (its hash is what was signed).
+ * lowercase hex), without the raw input (its hash is what was signed) — except with a zk proof,
+ * whose check needs the input and output bytes the proof binds.
  */
 export function storedBody(receipt: Receipt): Record<string, unknown> {
-  const { input: _input, ...workUnit } = receipt.work_unit;
+  const { input, ...workUnit } = receipt.work_unit;
+  const zk = receipt.zk_proof;
   return {
-    work_unit: { ...workUnit, max_fee: workUnit.max_fee.toString() },
+    work_unit: {
+      ...workUnit,
+      max_fee: workUnit.max_fee.toString(),
+      ...(zk !== undefined && input !== undefined ? { input } : {}),
+    },
     client_signature: receipt.client_signature,
     proof_of_serving: receipt.proof_of_serving,
-    ...(receipt.zk_proof === undefined ? {} : { zk_proof: receipt.zk_proof }),
+    ...(zk === undefined ? {} : { zk_proof: zk }),
+    ...(zk !== undefined && receipt.output !== undefined ? { output: receipt.output } : {}),
   };
 }
 

@@ -65,6 +65,9 @@ export const rewardClaimsAbi = parseAbi([
   "error InsufficientSlashedStake(uint256 redistributed, uint256 available)",
 ]);
 
+/** The view of a version's ZkInferenceVerifier the rules need. */
+export const zkInferenceVerifierAbi = parseAbi(["function weightsCommitment() view returns (uint256)"]);
+
 export const paymentEscrowAbi = parseAbi([
   "struct Withdrawal { uint128 amount; uint64 withdrawableAt; }",
   "function balanceOf(address client) view returns (uint256)",
@@ -267,7 +270,18 @@ export async function connectChain(config: OracleConfig): Promise<OracleChain> {
               functionName: "versionInfo",
               args: [modelId, version],
             });
-            facts.version = { price: v.price, zkVerifier: v.zkVerifier };
+            facts.version = { price: v.price, zkVerifier: v.zkVerifier, verifyingKeyHash: v.verifyingKeyHash };
+            if (v.zkVerifier !== "0x0000000000000000000000000000000000000000") {
+              // A Groth16 version verifier fixes the weights commitment; an ezkl one has none.
+              facts.version.weightsCommitment = await publicClient
+                .readContract({
+                  address: v.zkVerifier,
+                  abi: zkInferenceVerifierAbi,
+                  functionName: "weightsCommitment",
+                  blockNumber,
+                })
+                .catch(() => null);
+            }
           }
           return facts;
         }),

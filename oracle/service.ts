@@ -14,11 +14,12 @@ import { committeeClient, signAsFollower } from "./committee.ts";
 import type { OracleConfig } from "./config.ts";
 import { createMetrics, type OracleMetrics } from "./metrics.ts";
 import { createReceiptQueue, type ReceiptQueue } from "./queue.ts";
-import { ZkVerifierRegistry } from "./rules/zk.ts";
+import type { ZkVerifierRegistry } from "./rules/zk.ts";
 import { EpochSettler } from "./settlement/machine.ts";
 import { openDb } from "./store/db.ts";
 import { OracleStore, type EpochRow } from "./store/store.ts";
 import { startWorkers } from "./worker.ts";
+import { loadZkVerifiers } from "./zk.ts";
 
 export interface RunningOracle {
   url: string;
@@ -36,6 +37,7 @@ export interface RunningOracle {
 }
 
 export interface StartOptions {
+  /** The zk verifiers (default: Groth16 simplenet, and ezkl where circuits/ezkl/ holds its artifacts). */
   zk?: ZkVerifierRegistry;
   logger?: Logger;
   onEpochStep?: (row: EpochRow) => void;
@@ -50,11 +52,12 @@ export async function startOracle(config: OracleConfig, options: StartOptions = 
       base: { service: "oracle", oracle: config.oracleAddress },
       redact: ["key", "token"],
     });
-  const zk = options.zk ?? new ZkVerifierRegistry();
   const metrics = createMetrics();
   const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   const store = new OracleStore(db);
   const chain = await connectChain(config);
+  const zk = options.zk ?? (await loadZkVerifiers(chain.publicClient));
+  logger.info({ systems: zk.systems() }, "zk verifiers registered");
   const domain = inframeshDomain(chain.chainId, config.contracts.epochSettlement);
   const queue = createReceiptQueue(config.redisUrl, config.queueName);
   const roles = new Set(config.roles);

@@ -14,6 +14,12 @@ export const CONTRACT_KEYS = [
   "rewardClaims",
 ] as const;
 export type ContractKey = (typeof CONTRACT_KEYS)[number];
+/**
+ * zkML's contracts: the simplenet circuit's Groth16 verifier and ZkChallenge. Optional in a
+ * record, since records written before Ignition deployed them do not name them.
+ */
+export const ZK_CONTRACT_KEYS = ["simplenetVerifier", "zkChallenge"] as const;
+export type ZkContractKey = (typeof ZK_CONTRACT_KEYS)[number];
 
 /** One deployed (or, for an existing stake token, referenced) contract. */
 export interface DeployedContract {
@@ -33,7 +39,7 @@ export interface DeploymentRecord {
   deployer: Address;
   /** Ignition's deployment id (its journal is ignition/deployments/<id>/). */
   deploymentId: string;
-  contracts: Record<ContractKey, DeployedContract>;
+  contracts: Record<ContractKey, DeployedContract> & Partial<Record<ZkContractKey, DeployedContract>>;
   /** Every module parameter as deployed, defaults included; bigints as decimal strings. */
   parameters: Record<string, JsonValue>;
 }
@@ -87,13 +93,19 @@ export function parseDeploymentRecord(json: unknown): DeploymentRecord {
   if (!isObject(json)) throw new DeploymentRecordError("expected a JSON object");
   const contracts = field(json, "contracts", isObject, "an object");
   const parameters = field(json, "parameters", isObject, "an object");
-  const parsed = Object.fromEntries(CONTRACT_KEYS.map((key) => [key, parseContract(key, contracts[key])]));
+  const parsed = Object.fromEntries([
+    ...CONTRACT_KEYS.map((key) => [key, parseContract(key, contracts[key])]),
+    ...ZK_CONTRACT_KEYS.filter((key) => contracts[key] !== undefined).map((key) => [
+      key,
+      parseContract(key, contracts[key]),
+    ]),
+  ]);
   return {
     network: field(json, "network", isString, "a string"),
     chainId: field(json, "chainId", isChainId, "a positive integer"),
     deployer: getAddress(field(json, "deployer", isAddressString, "an address")),
     deploymentId: field(json, "deploymentId", isString, "a string"),
-    contracts: parsed as Record<ContractKey, DeployedContract>,
+    contracts: parsed as DeploymentRecord["contracts"],
     parameters: parameters as Record<string, JsonValue>,
   };
 }

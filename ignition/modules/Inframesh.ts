@@ -2,17 +2,23 @@
 // NodeStaking (every protocol role wired, governance handed to the timelock), the
 // ModelRegistry (permissionless, no admin: nothing to hand over) and settlement:
 // PaymentEscrow, EpochSettlement and RewardClaims (SETTLEMENT_ROLE on the escrow and
-// REWARDER_ROLE on staking, see docs/settlement.md), governed by the timelock.
+// REWARDER_ROLE on staking, see docs/settlement.md), governed by the timelock; and zkML
+// (docs/zkml.md): the simplenet circuit's generated Groth16 verifier, which versions' own
+// ZkInferenceVerifiers wrap, and ZkChallenge (SLASHER_ROLE on staking, CHALLENGER_ROLE to
+// `zkChallenger`), governed by the timelock.
 //
 // Run through `npx hardhat deploy` (scripts/deploy/task.ts), which validates the parameters,
 // fills the defaults that Ignition cannot express (an account list such as `proposers`) and
 // records the result in deployments/<network>.json. `npx hardhat ignition deploy
 // ignition/modules/Inframesh.ts` works too when `proposers` and `oracles` are given.
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
-import { erc20Abi } from "viem";
+import { erc20Abi, keccak256, toBytes } from "viem";
 
 import { SETTLEMENT_ROLE } from "../../sdk/earnings.ts";
 import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
+
+/** ZkChallenge.CHALLENGER_ROLE. */
+const CHALLENGER_ROLE = keccak256(toBytes("CHALLENGER_ROLE"));
 
 /** Module id: the key of this module's parameters in a parameters file. */
 export const INFRAMESH_MODULE_ID = "Inframesh";
@@ -44,6 +50,8 @@ export const DEFAULT_PARAMETERS = {
   protocolFeeBps: 500,
   /** EpochSettlement fee schedule: model royalty to the publisher, in basis points of each receipt's fee. */
   royaltyBps: 1_000,
+  /** ZkChallenge: seconds a challenged node has to answer with a proof. */
+  zkResponseWindow: 1n * DAY,
 } as const;
 
 /**
@@ -133,10 +141,34 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource, treasur
     // No roles: it reads finality from the settlement and holds the roles granted below.
     const rewardClaims = m.contract("RewardClaims", [epochSettlement, paymentEscrow, nodeStaking, stakeToken]);
 
+    // zkML: a version verifier per zk-required model version is the publisher's to deploy
+    // (ZkInferenceVerifier over this circuit verifier); the challenge game is the protocol's.
+    const modelRegistry = m.contract("ModelRegistry", []);
+    const simplenetVerifier = m.contract("SimplenetVerifier", []);
+    const zkChallenge = m.contract("ZkChallenge", [
+      nodeStaking,
+      modelRegistry,
+      deployer,
+      m.getParameter("zkResponseWindow", DEFAULT_PARAMETERS.zkResponseWindow),
+    ]);
+    const zkGrants = [
+      m.call(zkChallenge, "grantRole", [CHALLENGER_ROLE, m.getParameter("zkChallenger", deployer)], {
+        id: "grantZkChallengerRole",
+      }),
+      m.call(zkChallenge, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantZkChallengeAdminRoleToTimelock" }),
+    ];
+    // Last: once renounced, only the timelock can change ZkChallenge.
+    m.call(zkChallenge, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], {
+      id: "renounceDeployerZkChallengeAdminRole",
+      after: zkGrants,
+    });
+
     const grants = [
       m.call(nodeStaking, "grantRole", [SLASHER_ROLE, m.getParameter("slasher", deployer)], {
         id: "grantSlasherRole",
       }),
+      // A challenged node that never answers is slashed by ZkChallenge.executeSlash.
+      m.call(nodeStaking, "grantRole", [SLASHER_ROLE, zkChallenge], { id: "grantSlasherRoleToZkChallenge" }),
       m.call(nodeStaking, "grantRole", [PAUSER_ROLE, m.getParameter("pauser", deployer)], {
         id: "grantPauserRole",
       }),
@@ -166,10 +198,18 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource, treasur
       after: escrowGrants,
     });
 
-    // No admin role and no constructor arguments: each model's publisher alone changes it.
-    const modelRegistry = m.contract("ModelRegistry", []);
-
-    return { stakeToken, timelock, nodeStaking, modelRegistry, paymentEscrow, epochSettlement, rewardClaims };
+    return {
+      stakeToken,
+      timelock,
+      nodeStaking,
+      // No admin role and no constructor arguments: each model's publisher alone changes it.
+      modelRegistry,
+      paymentEscrow,
+      epochSettlement,
+      rewardClaims,
+      simplenetVerifier,
+      zkChallenge,
+    };
   });
 }
 

@@ -1,9 +1,10 @@
 // Rules over facts read from chain (oracle/chain.ts reads them at one block and passes them here
 // as plain data), and over the client's escrow: pure functions.
-import type { Address } from "viem";
+import type { Address, Hex } from "viem";
 
 import type { Receipt } from "../../sdk/receipt.ts";
 import { type Rejection, reject } from "./reasons.ts";
+import type { ZkRequirement } from "./zk.ts";
 
 /** NodeStaking's view of the serving node at the block the receipt is checked against. */
 export interface NodeFacts {
@@ -22,7 +23,14 @@ export interface ModelFacts {
   servingVersion: bigint;
   versionCount: bigint;
   /** The version served, when it exists. */
-  version?: { price: bigint; zkVerifier: Address };
+  version?: {
+    price: bigint;
+    zkVerifier: Address;
+    /** The version's recorded verifying key hash (zero when no proof is required). */
+    verifyingKeyHash?: Hex;
+    /** The zk verifier's `weightsCommitment()`, where it has one. */
+    weightsCommitment?: bigint | null;
+  };
 }
 
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -38,7 +46,7 @@ export function checkNode(receipt: Receipt, node: NodeFacts, minTier: number): R
 }
 
 /** The price the client pays and who earns the royalty, or why the model does not qualify. */
-export type ModelCheck = { ok: true; fee: bigint; publisher: Address; zkVerifier: Address | null } | Rejection;
+export type ModelCheck = { ok: true; fee: bigint; publisher: Address; zk: ZkRequirement | null } | Rejection;
 
 export function checkModel(receipt: Receipt, model: ModelFacts): ModelCheck {
   const { model_id: modelId, version } = receipt.work_unit.model_ref;
@@ -58,8 +66,16 @@ export function checkModel(receipt: Receipt, model: ModelFacts): ModelCheck {
       "price_above_max_fee",
       `the version's price ${fee} exceeds the signed max_fee ${receipt.work_unit.max_fee}`,
     );
-  const zkVerifier = model.version.zkVerifier === ZERO ? null : model.version.zkVerifier;
-  return { ok: true, fee, publisher: model.publisher, zkVerifier };
+  const { zkVerifier, verifyingKeyHash, weightsCommitment } = model.version;
+  const zk =
+    zkVerifier === ZERO
+      ? null
+      : {
+          verifier: zkVerifier,
+          verifyingKeyHash: verifyingKeyHash ?? `0x${"0".repeat(64)}`,
+          weightsCommitment: weightsCommitment ?? null,
+        };
+  return { ok: true, fee, publisher: model.publisher, zk };
 }
 
 /** The client's escrow covers every fee of its unsettled verified receipts plus this one. */

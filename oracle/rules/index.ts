@@ -53,7 +53,7 @@ export async function verifyReceipt(receipt: Receipt, ctx: VerifyContext): Promi
   if (node) return no(node);
   const model = checkModel(receipt, facts.model);
   if (!("ok" in model)) return no(model);
-  const zk = await checkZkProof(receipt, model.zkVerifier, ctx.zk);
+  const zk = await checkZkProof(receipt, model.zk, ctx.zk);
   if (zk) return no(zk);
   return { ok: true, fee: model.fee, publisher: model.publisher };
 }

@@ -3,6 +3,8 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 
+import type { Address, Hex } from "viem";
+
 import { placeBlobs, uploadPlaced } from "../../sdk/blob/upload.ts";
 import { parseModelYaml } from "../../sdk/manifest/model-yaml.ts";
 import { buildRelease } from "../../sdk/manifest/release.ts";
@@ -86,6 +88,8 @@ export interface PublishOptions {
   out: string | undefined;
   onProgress?: (sent: number, total: number) => void;
   onStep?: (text: string) => void;
+  /** A zk-required version: its ZkInferenceVerifier and the circuit's verifying key hash. */
+  zk?: { verifier: Address; verifyingKeyHash: Hex };
 }
 
 export async function publishAction(
@@ -124,12 +128,12 @@ export async function publishAction(
 
   step(`Publishing version "${manifest.version}" of model ${model.modelId}`);
   const published = await onChain(() =>
-    publishVersion(
-      contracts,
-      wallet,
-      model.modelId,
-      versionInputOf(manifest, manifestHash, release.descriptorHash, options.price),
-    ),
+    publishVersion(contracts, wallet, model.modelId, {
+      ...versionInputOf(manifest, manifestHash, release.descriptorHash, options.price),
+      ...(options.zk === undefined
+        ? {}
+        : { zkVerifier: options.zk.verifier, verifyingKeyHash: options.zk.verifyingKeyHash }),
+    }),
   );
   let matured: { transaction: string } | null = null;
   if (options.mature) {

@@ -46,6 +46,10 @@ export interface InframeshParameters {
   protocolFeeBps: number;
   /** Model royalty, basis points of each receipt's fee. */
   royaltyBps: number;
+  /** ZkChallenge: who may open challenges (CHALLENGER_ROLE): the keeper or slasher service. */
+  zkChallenger: Address;
+  /** ZkChallenge: seconds a challenged node has to answer with a proof. */
+  zkResponseWindow: bigint;
 }
 
 const PARAMETER_NAMES = [
@@ -70,6 +74,8 @@ const PARAMETER_NAMES = [
   "treasury",
   "protocolFeeBps",
   "royaltyBps",
+  "zkChallenger",
+  "zkResponseWindow",
 ] as const satisfies readonly (keyof InframeshParameters)[];
 
 // Bounds NodeStaking enforces (see _setParameters / _setTierThresholds). minSelfStake is held
@@ -92,6 +98,9 @@ const MIN_WITHDRAWAL_DELAY = DAY;
 const MAX_WITHDRAWAL_DELAY = 90n * DAY;
 // EpochSettlement.MAX_FEE_BPS: protocol fee and royalty together leave the node at least half.
 const MAX_FEE_BPS = 5_000;
+// ZkChallenge.MIN_RESPONSE_WINDOW / MAX_RESPONSE_WINDOW.
+const MIN_ZK_RESPONSE_WINDOW = HOUR;
+const MAX_ZK_RESPONSE_WINDOW = 7n * DAY;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -192,6 +201,10 @@ export function resolveParameters(file: unknown, deployerAddress: string): Infra
       ? toBps("protocolFeeBps", given.protocolFeeBps, MAX_FEE_BPS)
       : DEFAULT_PARAMETERS.protocolFeeBps,
     royaltyBps: has("royaltyBps") ? toBps("royaltyBps", given.royaltyBps, MAX_FEE_BPS) : DEFAULT_PARAMETERS.royaltyBps,
+    zkChallenger: has("zkChallenger") ? toAddress("zkChallenger", given.zkChallenger) : deployer,
+    zkResponseWindow: has("zkResponseWindow")
+      ? toUint("zkResponseWindow", given.zkResponseWindow)
+      : DEFAULT_PARAMETERS.zkResponseWindow,
   };
   checkBounds(parameters);
   return parameters;
@@ -264,6 +277,11 @@ function checkSettlementBounds(p: InframeshParameters): void {
   if (p.protocolFeeBps + p.royaltyBps > MAX_FEE_BPS) {
     throw new InvalidParametersError(
       `protocolFeeBps + royaltyBps must be at most ${MAX_FEE_BPS} (the node keeps at least half of each fee), got ${p.protocolFeeBps} + ${p.royaltyBps} = ${p.protocolFeeBps + p.royaltyBps}`,
+    );
+  }
+  if (p.zkResponseWindow < MIN_ZK_RESPONSE_WINDOW || p.zkResponseWindow > MAX_ZK_RESPONSE_WINDOW) {
+    throw new InvalidParametersError(
+      `zkResponseWindow must be between ${MIN_ZK_RESPONSE_WINDOW} (1 hour) and ${MAX_ZK_RESPONSE_WINDOW} (7 days) seconds, got ${p.zkResponseWindow}`,
     );
   }
   // A job is debited only once its epoch is final: the delay must outlast the challenge window

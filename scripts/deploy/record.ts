@@ -5,7 +5,9 @@ import { getAddress, type Abi, type Hash } from "viem";
 import {
   CONTRACT_KEYS,
   DeploymentRecordError,
+  ZK_CONTRACT_KEYS,
   type ContractKey,
+  type ZkContractKey,
   type DeployedContract,
   type DeploymentRecord,
 } from "../../sdk/deployment.ts";
@@ -19,7 +21,7 @@ export interface Creation {
 
 /** What the deploy knows about one contract. */
 export interface ContractFacts {
-  key: ContractKey;
+  key: ContractKey | ZkContractKey;
   contractName: string;
   address: string;
   abi: Abi;
@@ -38,12 +40,12 @@ export interface DeploymentFacts {
 
 /** The record for deployments/<network>.json, in a fixed key order so re-runs write identical bytes. */
 export function buildDeploymentRecord(facts: DeploymentFacts): DeploymentRecord {
-  const byKey = new Map<ContractKey, ContractFacts>();
+  const byKey = new Map<ContractKey | ZkContractKey, ContractFacts>();
   for (const contract of facts.contracts) {
     if (byKey.has(contract.key)) throw new DeploymentRecordError(`contract ${contract.key} given twice`);
     byKey.set(contract.key, contract);
   }
-  const entry = (key: ContractKey): DeployedContract => {
+  const entry = (key: ContractKey | ZkContractKey): DeployedContract => {
     const contract = byKey.get(key);
     if (contract === undefined) throw new DeploymentRecordError(`contract ${key} missing`);
     return {
@@ -54,10 +56,10 @@ export function buildDeploymentRecord(facts: DeploymentFacts): DeploymentRecord 
       abi: contract.abi,
     };
   };
-  const contracts = Object.fromEntries(CONTRACT_KEYS.map((key) => [key, entry(key)])) as Record<
-    ContractKey,
-    DeployedContract
-  >;
+  const contracts = Object.fromEntries([
+    ...CONTRACT_KEYS.map((key) => [key, entry(key)]),
+    ...ZK_CONTRACT_KEYS.filter((key) => byKey.has(key)).map((key) => [key, entry(key)]),
+  ]) as DeploymentRecord["contracts"];
   return {
     network: facts.network,
     chainId: facts.chainId,
@@ -71,10 +73,11 @@ export function buildDeploymentRecord(facts: DeploymentFacts): DeploymentRecord 
 /** A few lines for the console: each contract's address and deploy block. */
 export function describeDeployment(record: DeploymentRecord): string {
   const lines = [`Inframesh on ${record.network} (chain ${record.chainId}), deployer ${record.deployer}`];
-  for (const key of CONTRACT_KEYS) {
+  for (const key of [...CONTRACT_KEYS, ...ZK_CONTRACT_KEYS]) {
     const c = record.contracts[key];
+    if (c === undefined) continue;
     const origin = c.deployBlock === null ? "existing contract" : `block ${c.deployBlock}`;
-    lines.push(`  ${key.padEnd(15)} ${c.contractName.padEnd(18)} ${c.address}  ${origin}`);
+    lines.push(`  ${key.padEnd(17)} ${c.contractName.padEnd(18)} ${c.address}  ${origin}`);
   }
   return lines.join("\n");
 }

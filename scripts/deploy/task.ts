@@ -22,7 +22,12 @@ import type { EthereumProvider } from "hardhat/types/providers";
 import { erc20Abi, getAddress, type Abi, type Address, type Hash } from "viem";
 
 import { buildInframeshModule } from "../../ignition/modules/Inframesh.ts";
-import { serializeDeploymentRecord, type ContractKey, type DeploymentRecord } from "../../sdk/deployment.ts";
+import {
+  serializeDeploymentRecord,
+  type ContractKey,
+  type DeploymentRecord,
+  type ZkContractKey,
+} from "../../sdk/deployment.ts";
 import { DeployError, InvalidParametersError, MissingNetworkConfigError, StaleDeploymentError } from "./errors.ts";
 import {
   resolveParameters,
@@ -85,7 +90,7 @@ export default async function deployAction(
     );
     const sentAfter = await journalTransactions(journalDir, artifactResolver);
 
-    const addresses: Record<ContractKey, Address> = {
+    const addresses: Record<ContractKey | ZkContractKey, Address> = {
       stakeToken: getAddress(await deployed.stakeToken.getAddress()),
       timelock: getAddress(await deployed.timelock.getAddress()),
       nodeStaking: getAddress(await deployed.nodeStaking.getAddress()),
@@ -93,6 +98,8 @@ export default async function deployAction(
       paymentEscrow: getAddress(await deployed.paymentEscrow.getAddress()),
       epochSettlement: getAddress(await deployed.epochSettlement.getAddress()),
       rewardClaims: getAddress(await deployed.rewardClaims.getAddress()),
+      simplenetVerifier: getAddress(await deployed.simplenetVerifier.getAddress()),
+      zkChallenge: getAddress(await deployed.zkChallenge.getAddress()),
     };
     for (const [key, address] of Object.entries(addresses)) {
       await checkDeployedCode(provider, key, address, journalDir);
@@ -316,10 +323,10 @@ async function findCreationsByScan(provider: EthereumProvider): Promise<Map<Addr
 async function contractFacts(
   hre: HardhatRuntimeEnvironment,
   parameters: InframeshParameters,
-  addresses: Record<ContractKey, Address>,
+  addresses: Record<ContractKey | ZkContractKey, Address>,
   creations: Map<Address, Creation>,
 ): Promise<ContractFacts[]> {
-  const deployedFact = async (key: ContractKey, contractName: string): Promise<ContractFacts> => {
+  const deployedFact = async (key: ContractKey | ZkContractKey, contractName: string): Promise<ContractFacts> => {
     const creation = creations.get(addresses[key]);
     if (creation === undefined) {
       throw new StaleDeploymentError(`No deploy transaction found for ${contractName} at ${addresses[key]}`);
@@ -345,6 +352,8 @@ async function contractFacts(
     await deployedFact("paymentEscrow", "PaymentEscrow"),
     await deployedFact("epochSettlement", "EpochSettlement"),
     await deployedFact("rewardClaims", "RewardClaims"),
+    await deployedFact("simplenetVerifier", "SimplenetVerifier"),
+    await deployedFact("zkChallenge", "ZkChallenge"),
   ];
 }
 

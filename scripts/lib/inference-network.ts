@@ -124,7 +124,14 @@ export interface InferenceNetwork {
   /** A node agent serving simplenet from its bundle; `child` runs it as `node node-agent/main.ts`. */
   startAgent(
     operator: Operator,
-    options?: { child?: boolean; agentOptions?: AgentOptions; oracles?: string[]; gateway?: string },
+    options?: {
+      child?: boolean;
+      agentOptions?: AgentOptions;
+      oracles?: string[];
+      gateway?: string;
+      /** Extra environment for the agent (test hooks such as INFRAMESH_AGENT_TEST_BAD_PROOF). */
+      env?: NodeJS.ProcessEnv;
+    },
   ): Promise<RunningAgent>;
   /** The blob-store peer holding simplenet's shards (and, for the oracle, receipt batches). */
   blobPeerUrl: string;
@@ -255,7 +262,7 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
           const url = `http://127.0.0.1:${port}`;
           const launch = async (): Promise<ProcessGroup> => {
             const group = spawnGroup(process.execPath, [AGENT_MAIN, "--config", file], {
-              env: { ...process.env, INFRAMESH_KEYSTORE_PASSWORD: PASSWORD },
+              env: { ...process.env, INFRAMESH_KEYSTORE_PASSWORD: PASSWORD, ...options.env },
             });
             const deadline = Date.now() + 60_000;
             for (;;) {
@@ -293,7 +300,7 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
           return running;
         }
         const agent = await startAgent(parseAgentConfig(input, work), {
-          env: { INFRAMESH_KEYSTORE_PASSWORD: PASSWORD },
+          env: { INFRAMESH_KEYSTORE_PASSWORD: PASSWORD, ...options.env },
           ...options.agentOptions,
         });
         const running: RunningAgent = {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { expect } from "chai";
-import { createPublicClient, encodeFunctionData, http, type Address } from "viem";
+import { createPublicClient, encodeFunctionData, http, keccak256, toBytes, type Address } from "viem";
 
 import { PROJECT_ROOT, rpc, runHardhat, startHardhatNode, type LocalChain } from "../../scripts/lib/local-chain.ts";
 import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployment.ts";
@@ -93,6 +93,10 @@ describe("npx hardhat deploy", function () {
     expect(record.contracts.paymentEscrow.contractName).to.equal("PaymentEscrow");
     expect(record.contracts.epochSettlement.contractName).to.equal("EpochSettlement");
     expect(record.contracts.rewardClaims.contractName).to.equal("RewardClaims");
+    expect(record.contracts.simplenetVerifier?.contractName).to.equal("SimplenetVerifier");
+    expect(record.contracts.zkChallenge?.contractName).to.equal("ZkChallenge");
+    expect(record.parameters.zkChallenger).to.equal(record.deployer);
+    expect(record.parameters.zkResponseWindow).to.equal("86400");
     expect(record.parameters.oracles).to.deep.equal([record.deployer]);
     expect(record.parameters.oracleThreshold).to.equal("1");
     // The fee schedule as deployed: the default treasury is recorded as the timelock's address.
@@ -136,6 +140,14 @@ describe("npx hardhat deploy", function () {
       expect(await hasRole(contract.address, DEFAULT_ADMIN_ROLE, record.deployer)).to.equal(false);
     }
     expect(await hasRole(paymentEscrow.address, SETTLEMENT_ROLE, record.deployer)).to.equal(false);
+
+    // zkML: ZkChallenge slashes through staking; the timelock administers it, the deployer (the
+    // default challenger) only opens challenges.
+    const zkChallenge = record.contracts.zkChallenge!;
+    expect(await hasRole(nodeStaking.address, SLASHER_ROLE, zkChallenge.address)).to.equal(true);
+    expect(await hasRole(zkChallenge.address, DEFAULT_ADMIN_ROLE, timelock.address)).to.equal(true);
+    expect(await hasRole(zkChallenge.address, DEFAULT_ADMIN_ROLE, record.deployer)).to.equal(false);
+    expect(await hasRole(zkChallenge.address, keccak256(toBytes("CHALLENGER_ROLE")), record.deployer)).to.equal(true);
     const executorRole = await client.readContract({
       address: timelock.address,
       abi: [

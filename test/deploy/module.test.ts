@@ -45,14 +45,25 @@ describe("Inframesh Ignition module", function () {
           treasury: treasury!.address,
           protocolFeeBps: 300,
           royaltyBps: 700,
+          zkChallenger: oracleA!.address,
+          zkResponseWindow: 7_200,
         },
       },
       deployer!.address,
     );
-    const { stakeToken, timelock, nodeStaking, modelRegistry, paymentEscrow, epochSettlement, rewardClaims } =
-      await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters), treasurySource(parameters)), {
-        parameters: toIgnitionParameters(parameters),
-      });
+    const {
+      stakeToken,
+      timelock,
+      nodeStaking,
+      modelRegistry,
+      paymentEscrow,
+      epochSettlement,
+      rewardClaims,
+      simplenetVerifier,
+      zkChallenge,
+    } = await ignition.deploy(buildInframeshModule(stakeTokenSource(parameters), treasurySource(parameters)), {
+      parameters: toIgnitionParameters(parameters),
+    });
     const timelockAddress = await timelock.getAddress();
 
     expect(await stakeToken.getFunction("balanceOf")(holder!.address)).to.equal(1_000n);
@@ -116,6 +127,19 @@ describe("Inframesh Ignition module", function () {
     expect(await settlementHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
     expect(await settlementHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
 
+    // zkML: ZkChallenge slashes through staking, opens on the challenger's word, answers to the
+    // timelock; the circuit's verifier is deployed for versions to wrap.
+    const zkAddress = await zkChallenge.getAddress();
+    expect(await hasRole(SLASHER_ROLE, zkAddress)).to.equal(true);
+    const zkHasRole = zkChallenge.getFunction("hasRole");
+    expect(await zkHasRole(await zkChallenge.getFunction("CHALLENGER_ROLE")(), oracleA!.address)).to.equal(true);
+    expect(await zkHasRole(DEFAULT_ADMIN_ROLE, timelockAddress)).to.equal(true);
+    expect(await zkHasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+    expect(await zkChallenge.getFunction("responseWindow")()).to.equal(7_200n);
+    expect(await zkChallenge.getFunction("STAKING")()).to.equal(await nodeStaking.getAddress());
+    expect(await zkChallenge.getFunction("MODELS")()).to.equal(await modelRegistry.getAddress());
+    expect(await ethers.provider.getCode(await simplenetVerifier.getAddress())).to.not.equal("0x");
+
     // The registry is permissionless: no models yet, anyone registers and publishes.
     expect(await modelRegistry.getFunction("modelCount")()).to.equal(0n);
     expect(await ethers.provider.getCode(await modelRegistry.getAddress())).to.not.equal("0x");
@@ -148,9 +172,10 @@ describe("Inframesh Ignition module", function () {
       1_000n,
     ]);
     expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(await rewardClaims.getAddress());
-    // timelock, NodeStaking, five grants, the redistribution recipient and the renounce, the
-    // ModelRegistry, PaymentEscrow, EpochSettlement, RewardClaims, two escrow grants and the escrow
-    // renounce: no token deployment.
-    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(16);
+    // timelock, NodeStaking, six grants (one to ZkChallenge), the redistribution recipient and the
+    // renounce, the ModelRegistry, PaymentEscrow, EpochSettlement, RewardClaims, two escrow grants
+    // and the escrow renounce, SimplenetVerifier, ZkChallenge, its two grants and its renounce:
+    // no token deployment.
+    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(22);
   });
 });

@@ -47,6 +47,8 @@ describe("deploy parameters", function () {
       treasury: undefined,
       protocolFeeBps: 500,
       royaltyBps: 1_000,
+      zkChallenger: DEPLOYER,
+      zkResponseWindow: DEFAULT_PARAMETERS.zkResponseWindow,
     });
     expect(stakeTokenSource(p)).to.equal("deploy");
     expect(treasurySource(p)).to.equal("timelock");
@@ -103,6 +105,17 @@ describe("deploy parameters", function () {
     rejects({ Inframesh: { tierThresholds: Array.from({ length: 17 }, (_, i) => i + 1) } }, /at most 16/);
     rejects({ Inframesh: { proposers: [] } }, /proposers must name at least one account/);
     rejects({ Inframesh: { initialSupply: 0 } }, /initialSupply must be positive/);
+  });
+
+  it("takes ZkChallenge's challenger and response window, within the contract's bounds", function () {
+    const p = resolveParameters(
+      { Inframesh: { zkChallenger: ALICE.toLowerCase(), zkResponseWindow: "7200" } },
+      DEPLOYER,
+    );
+    expect([p.zkChallenger, p.zkResponseWindow]).to.deep.equal([ALICE, 7_200n]);
+    rejects({ Inframesh: { zkResponseWindow: 3_599 } }, /zkResponseWindow must be between 3600 \(1 hour\) and 604800/);
+    rejects({ Inframesh: { zkResponseWindow: 604_801 } }, /zkResponseWindow must be between/);
+    rejects({ Inframesh: { zkChallenger: "0x0000000000000000000000000000000000000000" } }, /zkChallenger must not be/);
   });
 
   it("checks the settlement committee, challenge window and withdrawal delay", function () {

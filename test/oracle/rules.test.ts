@@ -167,36 +167,79 @@ describe("oracle rules", function () {
   });
 
   describe("zk proofs", function () {
-    const verifier: Address = "0x00000000000000000000000000000000000000aa";
+    const zk = {
+      verifier: "0x00000000000000000000000000000000000000aa" as Address,
+      verifyingKeyHash: `0x${"ab".repeat(32)}` as Hex,
+      weightsCommitment: 7n,
+    };
     const proof = { system: "groth16", proof: { pi_a: [] }, public_signals: ["1"] };
+    const output = Buffer.from('{"output":[1]}');
+    const zkReceipt = async () => {
+      const input = Buffer.from('{"input":[1]}');
+      const json = await makeReceipt(domain, ids, { input });
+      return parse({
+        ...json,
+        work_unit: { ...json.work_unit, input: input.toString("base64") },
+        zk_proof: proof,
+        output: output.toString("base64"),
+      });
+    };
 
     it("requires a proof only where the version names a verifier", async function () {
       const r = parse(await makeReceipt(domain, ids));
       expect(await checkZkProof(r, null, new ZkVerifierRegistry())).to.equal(null);
-      expect((await checkZkProof(r, verifier, new ZkVerifierRegistry()))?.code).to.equal("zk_proof_missing");
+      expect((await checkZkProof(r, zk, new ZkVerifierRegistry()))?.code).to.equal("zk_proof_missing");
     });
 
-    it("rejects a proof of a system nobody registered, and uses the registered verifier's answer", async function () {
-      const r = parse({ ...(await makeReceipt(domain, ids)), zk_proof: proof });
-      const none = await checkZkProof(r, verifier, new ZkVerifierRegistry());
-      expect(none).to.deep.equal({ code: "no_zk_verifier", message: "no verifier for system groth16" });
-      const seen: Hex[] = [];
+    it("rejects a proof of a system nobody registered, and a receipt without the bytes the proof binds", async function () {
+      const r = await zkReceipt();
+      const none = await checkZkProof(r, zk, new ZkVerifierRegistry());
+      expect(none).to.deep.equal({
+        code: "no_zk_verifier",
+        message: "no verifier for system groth16 (this oracle verifies: none)",
+      });
+      const registry = new ZkVerifierRegistry().register({ system: "groth16", verify: async () => ({ ok: true }) });
+      const noOutput = await checkZkProof({ ...r, output: undefined }, zk, registry);
+      expect(noOutput?.code).to.equal("zk_proof_invalid");
+      expect(noOutput?.message).to.match(/^output_missing: /);
+      const noInput = await checkZkProof({ ...r, work_unit: { ...r.work_unit, input: undefined } }, zk, registry);
+      expect(noInput?.message).to.match(/^input_missing: /);
+      const noCommitment = await checkZkProof(r, { ...zk, weightsCommitment: null }, registry);
+      expect(noCommitment?.message).to.match(/^wrong_verifier: .* has no weightsCommitment/);
+    });
+
+    it("hands the registered verifier the version's facts and the job's bytes, and reports its reason", async function () {
+      const r = await zkReceipt();
+      const seen: unknown[] = [];
       const registry = new ZkVerifierRegistry().register({
         system: "groth16",
-        async verify({ verifierContract }) {
-          seen.push(verifierContract);
-          return true;
+        async verify(_proof, context) {
+          seen.push(context);
+          return { ok: false, reason: "wrong_input", message: "proof is for another input" };
         },
       });
-      expect(await checkZkProof(r, verifier, registry)).to.equal(null);
-      expect(seen).to.deep.equal([verifier]);
+      expect(await checkZkProof(r, zk, registry)).to.deep.equal({
+        code: "zk_proof_invalid",
+        message: "wrong_input: proof is for another input",
+      });
+      expect(seen).to.deep.equal([
+        {
+          weightsCommitment: 7n,
+          verifyingKeyHash: zk.verifyingKeyHash,
+          verifierContract: zk.verifier,
+          input: Buffer.from(r.work_unit.input!, "base64"),
+          output,
+          inputSha256: r.work_unit.input_hash,
+          outputSha256: r.proof_of_serving.output_hash,
+        },
+      ]);
       const throwing = new ZkVerifierRegistry().register({
         system: "groth16",
         verify: async () => {
           throw new Error("bad proof");
         },
       });
-      expect((await checkZkProof(r, verifier, throwing))?.code).to.equal("zk_proof_invalid");
+      expect((await checkZkProof(r, zk, throwing))?.message).to.equal("verifier_error: bad proof");
     });
   });
 });

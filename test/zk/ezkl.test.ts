@@ -10,7 +10,13 @@ import { createHash } from "node:crypto";
 import { expect } from "chai";
 import { network } from "hardhat";
 
-import { EZKL_SYSTEM, EzklHalo2Verifier, ezklInstancesOf, ezklQuantise } from "../../circuits/ezkl-verifier.ts";
+import {
+  EZKL_SYSTEM,
+  EzklHalo2Verifier,
+  EzklHalo2Verifiers,
+  ezklInstancesOf,
+  ezklQuantise,
+} from "../../circuits/ezkl-verifier.ts";
 import type { ZkProofJson } from "../../circuits/prover.ts";
 import type { ZkVerificationContext } from "../../circuits/zk-verifier.ts";
 import { encodeInferInput } from "../../models/simplenet/contract.ts";
@@ -124,6 +130,20 @@ describe("ezkl artifacts (Halo2, KZG)", function () {
     it("accepts the committed proof for its input and output bytes", async function () {
       expect(ezklInstancesOf(context.input, context.output).map(String)).to.deep.equal(zkProof.public_signals);
       expect(await verifier.verify(zkProof, context)).to.deep.equal({ ok: true });
+    });
+
+    it("as the oracle registers it, asks each job's own version verifier", async function () {
+      const versions = await EzklHalo2Verifiers.load((request) => ethers.provider.call(request));
+      expect(versions?.verifyingKeyHash).to.equal(context.verifyingKeyHash);
+      const address = await (await ethers.deployContract("Halo2Verifier")).getAddress();
+      expect(await versions!.verify(zkProof, { ...context, verifierContract: address })).to.deep.equal({ ok: true });
+      expect(await versions!.verify(zkProof, context)).to.deep.include({ ok: false, reason: "wrong_verifier" });
+      const notAVerifier = await (await ethers.deployContract("ModelRegistry")).getAddress();
+      expect(await versions!.verify(zkProof, { ...context, verifierContract: notAVerifier })).to.deep.include({
+        ok: false,
+        reason: "invalid_proof",
+      });
+      expect(await EzklHalo2Verifiers.load(async () => "0x", path.join(EZKL, "missing"))).to.equal(undefined);
     });
 
     it("refuses another input, another output, a tampered proof and malformed ones, with reasons", async function () {
