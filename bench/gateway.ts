@@ -4,7 +4,9 @@
 // generator is this process. For each path: latency p50/p99 at concurrency 1, the latency added
 // over the direct path, and throughput at concurrency 16. The same three paths again in front of
 // EchoNode (bench/echo-node.ts, a stand-in that answers at once), where the proxies' overhead is
-// not buried in the agent's own jitter. Prints a table and writes bench/results/gateway.json.
+// not buried in the agent's own jitter. A fourth path, bench/node-proxy.ts (a bare node:http
+// proxy), gives the floor of any proxy written in Node.js. Prints a table and writes
+// bench/results/gateway.json.
 // Target: the gateway's added p50 ≤ 2 × nginx's added p50.
 // nginx missing: the row is skipped and the target is reported as not measured.
 import { spawnSync } from "node:child_process";
