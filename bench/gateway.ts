@@ -4,7 +4,9 @@
 // generator is this process. For each path: latency p50/p99 at concurrency 1, the latency added
 // over the direct path, and throughput at concurrency 16. The same three paths again in front of
 // EchoNode (bench/echo-node.ts, a stand-in that answers at once), where the proxies' overhead is
-// not buried in the agent's own jitter. Prints a table and writes bench/results/gateway.json.
+// not buried in the agent's own jitter. A fourth path, bench/node-proxy.ts (a bare node:http
+// proxy), gives the floor of any proxy written in Node.js. Prints a table and writes
+// bench/results/gateway.json.
 // Target: the gateway's added p50 ≤ 2 × nginx's added p50.
 // nginx missing: the row is skipped and the target is reported as not measured.
 import { spawnSync } from "node:child_process";
@@ -28,6 +30,14 @@ const TARGET = 2;
 // Hardhat node's dev account #2 (a public, well-known test key): the client.
 const CLIENT_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9d8a5d0c0e3e0";
 const NGINX = process.env.NGINX_BIN ?? "nginx";
+// Extra node flags for the gateway processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/gw-prof" to
+// profile the gateway's hot path (the profile is written when the bench stops it with SIGTERM).
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+// Another checkout of the project (e.g. "/work/main") whose gateway is measured too, as the
+// "gateway-base" path, interleaved with this one's: a before/after comparison under the same load.
+const BASE_ROOT = process.env.BENCH_GATEWAY_BASE_ROOT;
+// Which upstreams to measure ("agent,echo" by default); "echo" alone for a quick profiling run.
+const UPSTREAMS = new Set((process.env.BENCH_GATEWAY_UPSTREAMS ?? "agent,echo").split(","));
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
 
@@ -149,7 +159,7 @@ const net = await startInferenceNetwork("local-bench-gateway");
 const groups: ProcessGroup[] = [];
 
 /** A gateway in its own process (like the agent and nginx) that knows only `upstream`. */
-async function startGatewayProcess(prefix: string, upstream: RunningAgent): Promise<string> {
+async function startGatewayProcess(prefix: string, upstream: RunningAgent, root = PROJECT_ROOT): Promise<string> {
   const port = await freePort();
   const file = path.join(net.work, `gateway-${prefix}.yaml`);
   await writeFile(
@@ -163,12 +173,31 @@ async function startGatewayProcess(prefix: string, upstream: RunningAgent): Prom
       log_level: "warn",
     }),
   );
-  const group = spawnGroup(process.execPath, [path.join(PROJECT_ROOT, "gateway", "main.ts"), "--config", file]);
+  const group = spawnGroup(process.execPath, [
+    ...GATEWAY_NODE_ARGS,
+    path.join(root, "gateway", "main.ts"),
+    "--config",
+    file,
+  ]);
   groups.push(group);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/healthz`, "gateway", group);
   await net.heartbeatOnce(upstream, [url]);
   await new Promise((r) => setTimeout(r, 1_000)); // the gateway's node view refreshes every 500 ms
+  return url;
+}
+
+/** bench/node-proxy.ts in front of `upstream`: the floor of a proxy on node:http. */
+async function startNodeProxy(upstream: RunningAgent): Promise<string> {
+  const port = await freePort();
+  const group = spawnGroup(process.execPath, [
+    path.join(PROJECT_ROOT, "bench", "node-proxy.ts"),
+    String(port),
+    upstream.url,
+  ]);
+  groups.push(group);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(`${url}/healthz`, "node proxy", group);
   return url;
 }
 
@@ -195,20 +224,21 @@ try {
     kill: () => undefined,
   };
   await waitHttp(`${echo.url}/healthz`, "echo node", echoGroup);
-  const upstreams = [
-    {
-      name: "agent",
-      node: agent,
-      gateway: await startGatewayProcess("agent", agent),
+  const upstreams = [];
+  for (const [name, node] of [
+    ["agent", agent],
+    ["echo", echo],
+  ] as const) {
+    if (!UPSTREAMS.has(name)) continue;
+    upstreams.push({
+      name,
+      node,
+      gateway: await startGatewayProcess(name, node),
+      base: BASE_ROOT === undefined ? undefined : await startGatewayProcess(`${name}-base`, node, BASE_ROOT),
+      proxy: await startNodeProxy(node),
       nginx: undefined as string | undefined,
-    },
-    {
-      name: "echo",
-      node: echo,
-      gateway: await startGatewayProcess("echo", echo),
-      nginx: undefined as string | undefined,
-    },
-  ];
+    });
+  }
   if (hasNginx()) {
     const nginx = await startNginx(
       path.join(net.work, "nginx"),
@@ -233,7 +263,9 @@ try {
     const paths = [
       { name: "direct", url: `${u.node.url}/v1/jobs` },
       { name: "gateway", url: `${u.gateway}/inference/v1/model/simplenet` },
+      ...(u.base === undefined ? [] : [{ name: "gateway-base", url: `${u.base}/inference/v1/model/simplenet` }]),
       ...(u.nginx === undefined ? [] : [{ name: "nginx", url: `${u.nginx}/v1/jobs` }]),
+      { name: "node-proxy", url: `${u.proxy}/v1/jobs` },
     ];
     const latencies = new Map<string, number[]>(paths.map((p) => [p.name, []]));
     // Signed before any timing, and before the warm-up, so no connection idles while we sign.
@@ -242,9 +274,9 @@ try {
     // Interleaved, so a slow moment of the machine hits every path alike.
     const sequential = new Map(await Promise.all(paths.map(async (p) => [p.name, await bodies(SEQUENTIAL)] as const)));
     for (const p of paths) for (const body of warm.get(p.name)!) await post(p.url, body);
-    phaseScope = u.name;
     for (let i = 0; i < SEQUENTIAL; i++) {
       for (const p of paths) {
+        phaseScope = p.name === "gateway-base" ? `${u.name}-base` : u.name;
         const started = performance.now();
         const status = await post(p.url, sequential.get(p.name)![i]!);
         const elapsed = performance.now() - started;
@@ -324,7 +356,7 @@ try {
     if (r.added_p99 !== undefined) json[`${key}_added_p99_ms`] = r.added_p99;
   }
   console.log("\ngateway time by phase, p50 of the sequential calls (Server-Timing):");
-  for (const u of upstreams) {
+  for (const u of upstreams.flatMap((x) => (x.base === undefined ? [x] : [x, { ...x, name: `${x.name}-base` }]))) {
     const own = [...phases].filter(([key]) => key.startsWith(`${u.name}_`));
     const line = own.map(([key, values]) => {
       const p50 = percentile(

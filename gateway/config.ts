@@ -85,6 +85,11 @@ export const gatewayConfigSchema = z.strictObject({
   work_unit_ttl_s: z.number().int().min(5).max(86_400).default(300),
   /** Default bucket per API key and per client account of signed work units. */
   rate_limit: bucketSchema.default({ capacity: 100, refill_per_second: 50 }),
+  /**
+   * How long an instance may hold rate-limit tokens it leased from the shared bucket (0: one Redis
+   * round trip per call). See gateway/rate-limit.ts.
+   */
+  rate_limit_lease_ms: z.number().int().min(0).max(10_000).default(1_000),
   block_poll_ms: z.number().int().min(50).max(60_000).default(1_000),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });

@@ -34,12 +34,33 @@ export async function postJson(url: string, body: string, timeoutMs: number): Pr
   }
 }
 
+/** Parsed request targets by URL: a node's endpoint is parsed once, not on every call. */
+const targets = new Map<string, { protocol: string; hostname: string; port: string; path: string }>();
+
+function targetOf(url: string) {
+  let target = targets.get(url);
+  if (target === undefined) {
+    const u = new URL(url);
+    if (u.protocol !== "http:") throw new Error(`only http:// node endpoints are supported, not ${u.protocol}`);
+    // IPv6 literals come bracketed from URL; http.request wants them bare.
+    target = {
+      protocol: u.protocol,
+      hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: u.port,
+      path: `${u.pathname}${u.search}`,
+    };
+    if (targets.size > 10_000) targets.clear();
+    targets.set(url, target);
+  }
+  return target;
+}
+
 function postOnce(url: string, body: string, timeoutMs: number): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     let answered = false;
     const request = http.request(
-      url,
       {
+        ...targetOf(url),
         method: "POST",
         agent,
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },

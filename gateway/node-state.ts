@@ -1,11 +1,13 @@
 // Node state shared by every gateway instance through Redis: the latest signed heartbeat of each
 // node (expiring on its own when the node goes quiet), call statistics (latency EWMA, decayed
 // success and failure counts), short "seen down" marks after a failure, and dissent evidence.
-// Each write is one atomic script, so instances never overwrite each other's updates.
+// Each write is one atomic script, so instances never overwrite each other's updates. Per-call
+// writes (statistics) go through a write batch: one pipeline after the calls, off their path.
 import type { Redis } from "ioredis";
 import { getAddress, type Address } from "viem";
 
 import type { Heartbeat } from "./heartbeat.ts";
+import { RedisWriteBatch, type PipelinedWrite } from "./write-batch.ts";
 import type { DissentEvidence } from "./quorum.ts";
 import { LATENCY_ALPHA, STATS_DECAY, type NodeStats } from "./scoring.ts";
 
@@ -60,12 +62,26 @@ type Scripts = {
 export class NodeStateStore {
   readonly #redis: Redis & Scripts;
   readonly #prefix: string;
+  readonly #batch: RedisWriteBatch;
 
   constructor(redis: Redis, prefix: string) {
     redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 2, lua: STORE_HEARTBEAT_LUA });
     redis.defineCommand("inframeshUpdateStats", { numberOfKeys: 1, lua: UPDATE_STATS_LUA });
     this.#redis = redis as Redis & Scripts;
     this.#prefix = prefix;
+    this.#batch = new RedisWriteBatch(redis);
+  }
+
+  /**
+   * Queues a per-call write that nothing waits for (one command) into the pipeline sent after
+   * the current calls; resolves once Redis ran it. Keys should start with `prefix`.
+   */
+  writeBehind(write: PipelinedWrite): Promise<void> {
+    return this.#batch.add(write);
+  }
+
+  get prefix(): string {
+    return this.#prefix;
   }
 
   #key(kind: string, node: Address): string {
@@ -125,13 +141,16 @@ export class NodeStateStore {
   }
 
   /** Records one call's outcome in the node's shared statistics. */
-  async recordOutcome(node: Address, outcome: { ok: true; latencyMs: number } | { ok: false }): Promise<void> {
-    await this.#redis.inframeshUpdateStats(
-      this.#key("stats", node),
-      outcome.ok ? "1" : "0",
-      outcome.ok ? outcome.latencyMs : 0,
-      STATS_DECAY,
-      LATENCY_ALPHA,
+  recordOutcome(node: Address, outcome: { ok: true; latencyMs: number } | { ok: false }): Promise<void> {
+    const key = this.#key("stats", node);
+    return this.#batch.add((pipeline) =>
+      (pipeline as unknown as Scripts).inframeshUpdateStats(
+        key,
+        outcome.ok ? "1" : "0",
+        outcome.ok ? outcome.latencyMs : 0,
+        STATS_DECAY,
+        LATENCY_ALPHA,
+      ),
     );
   }
 

@@ -10,7 +10,13 @@
 // Errors are JSON `{ "error": code, "reason": message }`; malformed input is always a 4xx.
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { Server } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 
 import express, { type NextFunction, type Request, type Response } from "express";
 import { Redis } from "ioredis";
@@ -50,6 +56,10 @@ import { filterCandidates, rankCandidates, type JobRequirement, type NodeView } 
 
 /** Largest call body: the receipt schema's 8 MiB of base64 input plus the work unit. */
 const MAX_BODY = "12mb";
+const MAX_BODY_BYTES = 12 * 1024 * 1024;
+const INFERENCE_PREFIX = "/inference/v1/model/";
+/** A path segment the fast path takes as the model name as it is (nothing to decode, no query). */
+const PLAIN_SEGMENT = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_HEARTBEAT_BODY = "64kb";
 const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -106,6 +116,17 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (!parsed.success)
     throw new GatewayError(400, "bad_request", describeIssues(parsed.error), { cause: parsed.error });
   return parsed.data;
+}
+
+/** Writes a JSON answer in one go (headers and body in one write). */
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
 }
 
 function jsonOf(raw: unknown, what: string): unknown {
@@ -211,7 +232,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     throw new GatewayStartError(`cannot reach Redis at ${config.redis.url}`, { cause: error });
   }
   const store = new NodeStateStore(redis, config.redis.prefix);
-  const limiter = new RedisRateLimiter(redis, config.redis.prefix);
+  const limiter = new RedisRateLimiter(redis, config.redis.prefix, { leaseMs: config.rate_limit_lease_ms });
 
   const registry = new Registry();
   const metrics = metricsOf(registry);
@@ -462,7 +483,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   const serveCall = async (
     name: string,
-    headers: Request["headers"],
+    headers: IncomingHttpHeaders,
     raw: unknown,
     rlog: Logger,
     timing: Record<string, number>,
@@ -625,20 +646,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   app.disable("x-powered-by");
   app.disable("etag");
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const given = req.headers["x-request-id"];
-    const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    res.setHeader("x-request-id", id);
-    res.locals.log = log.child({ request_id: id });
+    res.locals.log = requestLog(req.headers, res);
     next();
   });
-  const sendError = (res: Response, error: unknown) => {
+  const sendError = (res: ServerResponse, rlog: Logger, error: unknown) => {
     const e =
       error instanceof GatewayError
         ? error
         : new GatewayError(500, "internal", "the gateway failed; nothing was served");
-    if (!(error instanceof GatewayError)) (res.locals.log as Logger).error({ err: error }, "unexpected failure");
-    for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-    res.status(e.status).json({ error: e.code, reason: e.message });
+    if (!(error instanceof GatewayError)) rlog.error({ err: error }, "unexpected failure");
+    sendJson(res, e.status, { error: e.code, reason: e.message }, e.headers);
     return e;
   };
 
@@ -693,36 +710,37 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         res.status(202).json({ accepted: true, node: heartbeat.node });
       } catch (error) {
         metrics.heartbeats.inc({ outcome: error instanceof GatewayError ? error.code : "internal" });
-        sendError(res, error);
+        sendError(res, res.locals.log as Logger, error);
       }
     },
   );
+
+  /** A call whose body is in hand: served, or answered with the error. */
+  const inference = async (name: string, headers: IncomingHttpHeaders, body: unknown, res: ServerResponse) => {
+    const started = performance.now();
+    const label = MODEL_NAME.test(name) ? name : "invalid";
+    const rlog = ((res as Partial<Response>).locals?.log as Logger | undefined) ?? requestLog(headers, res);
+    try {
+      const timing: Record<string, number> = {};
+      const answer = await serveCall(name, headers, body, rlog, timing);
+      // Where the gateway's time went (auth, ratelimit, workunit, schedule, upstream), for
+      // operators and the benchmark; no secrets, only durations.
+      let serverTiming = "";
+      for (const phase in timing) {
+        serverTiming += `${serverTiming === "" ? "" : ", "}${phase};dur=${timing[phase]!.toFixed(3)}`;
+      }
+      metrics.calls.inc({ model: label, outcome: "served" });
+      metrics.latency.observe({ model: label }, (performance.now() - started) / 1000);
+      sendJson(res, 200, answer, { "server-timing": serverTiming });
+    } catch (error) {
+      const e = sendError(res, rlog, error);
+      metrics.calls.inc({ model: label, outcome: e.code });
+    }
+  };
   app.post(
     "/inference/v1/model/:name",
     express.raw({ type: () => true, limit: MAX_BODY }),
-    async (req: Request<{ name: string }>, res: Response) => {
-      const started = performance.now();
-      const name = req.params.name;
-      const label = MODEL_NAME.test(name) ? name : "invalid";
-      try {
-        const timing: Record<string, number> = {};
-        const answer = await serveCall(name, req.headers, req.body, res.locals.log as Logger, timing);
-        // Where the gateway's time went (auth, ratelimit, workunit, schedule, upstream), for
-        // operators and the benchmark; no secrets, only durations.
-        res.setHeader(
-          "server-timing",
-          Object.entries(timing)
-            .map(([phase, ms]) => `${phase};dur=${ms.toFixed(3)}`)
-            .join(", "),
-        );
-        metrics.calls.inc({ model: label, outcome: "served" });
-        metrics.latency.observe({ model: label }, (performance.now() - started) / 1000);
-        res.status(200).json(answer);
-      } catch (error) {
-        const e = sendError(res, error);
-        metrics.calls.inc({ model: label, outcome: e.code });
-      }
-    },
+    (req: Request<{ name: string }>, res: Response) => inference(req.params.name, req.headers, req.body, res),
   );
   app.use((_req: Request, res: Response) => {
     res.status(404).json({
@@ -733,13 +751,56 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   // Body-reading errors (too large, aborted, bad encoding) are the client's: 4xx with the reason.
   app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     const status = error.status !== undefined && error.status >= 400 && error.status < 500 ? error.status : 500;
-    sendError(res, new GatewayError(status, error.type ?? "bad_request", error.message));
+    sendError(res, res.locals.log as Logger, new GatewayError(status, error.type ?? "bad_request", error.message));
   });
 
+  // The inference route's fast path, without express: a plain POST to /inference/v1/model/<name>
+  // (no content encoding, a body within the limit) is read and served here; anything else, and
+  // every other route, goes to the express app above, which serves the same route too.
+  const fastPath = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? "";
+    if (req.method !== "POST" || !url.startsWith(INFERENCE_PREFIX)) return false;
+    const name = url.slice(INFERENCE_PREFIX.length);
+    if (!PLAIN_SEGMENT.test(name)) return false;
+    const encoding = req.headers["content-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) return false;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) tooLarge = true;
+      else chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (tooLarge) {
+        const rlog = requestLog(req.headers, res);
+        sendError(res, rlog, new GatewayError(413, "entity.too.large", `request entity too large (over ${MAX_BODY})`));
+        return;
+      }
+      void inference(name, req.headers, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), res);
+    });
+    req.on("error", () => res.destroy());
+    return true;
+  };
+  const requestLog = (headers: IncomingHttpHeaders, res: ServerResponse): Logger => {
+    const given = headers["x-request-id"];
+    const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader("x-request-id", id);
+    return log.child({ request_id: id });
+  };
+
   const server: Server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.listen.port, config.listen.host, (error?: Error) =>
-      error ? reject(error) : resolve(s),
-    );
+    const s = createServer((req, res) => {
+      if (!fastPath(req, res)) app(req, res);
+    });
+    s.once("error", reject);
+    s.listen(config.listen.port, config.listen.host, () => {
+      s.off("error", reject);
+      resolve(s);
+    });
   }).catch((error: unknown) => {
     chain.stop();
     redis.disconnect();
@@ -764,6 +825,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await limiter.close().catch(() => undefined);
       redis.disconnect();
     },
   };

@@ -62,6 +62,11 @@ export interface RebuildOptions {
   shardPaths: readonly (string | null | undefined)[];
   /** Where the weights go; written to a temporary name and renamed only once verified. */
   outPath: string;
+  /**
+   * The shard files were already hashed against the manifest by the caller (the loader hashes
+   * each shard while downloading it): skip the second sha256 pass; sizes are still checked.
+   */
+  shardsVerified?: boolean;
 }
 
 function ioError(message: string, cause: unknown): ManifestError {
@@ -280,7 +285,8 @@ export async function rebuildWeights(options: RebuildOptions): Promise<void> {
       if (manifest.erasure.codec === "replica") {
         await copyReplica(manifest, options.shardPaths[chosen[0]!]!, output, DEFAULT_STRIPE_SIZE);
       } else {
-        await rebuildRs(manifest, chosen, options.shardPaths, output, manifest.erasure.stripe_size);
+        const verified = options.shardsVerified === true;
+        await rebuildRs(manifest, chosen, options.shardPaths, output, manifest.erasure.stripe_size, verified);
       }
       await output.sync();
     } finally {
@@ -346,6 +352,7 @@ async function rebuildRs(
   shardPaths: readonly (string | null | undefined)[],
   output: FileHandle,
   stripeSize: number,
+  verified: boolean,
 ) {
   const { data, parity } = manifest.erasure;
   const codec = createErasureCodec(data, parity);
@@ -365,26 +372,40 @@ async function rebuildRs(
       inputs.push(file);
       await shardLength(file, index, shardSize);
     }
-    const hashes = chosen.map(() => createHash("sha256"));
+    const hashes = verified ? null : chosen.map(() => createHash("sha256"));
     for (let offset = 0; offset < shardSize; offset += step) {
       const size = Math.min(step, shardSize - offset);
-      for (const [n, index] of chosen.entries()) {
-        const target = index < data ? dataBuffer : parityBuffer;
-        const at = (index < data ? index : index - data) * size;
-        const slice = target.subarray(at, at + size);
-        const got = await readAt(inputs[n]!, slice, size, offset);
-        if (got !== size)
-          throw new ManifestError("SHARD_HASH_MISMATCH", `shard ${index} is shorter than ${shardSize} bytes`);
-        hashes[n]!.update(slice);
+      // The shards' slices are read at once (the thread pool reads them in parallel).
+      await Promise.all(
+        chosen.map(async (index, n) => {
+          const target = index < data ? dataBuffer : parityBuffer;
+          const at = (index < data ? index : index - data) * size;
+          const slice = target.subarray(at, at + size);
+          const got = await readAt(inputs[n]!, slice, size, offset);
+          if (got !== size)
+            throw new ManifestError("SHARD_HASH_MISMATCH", `shard ${index} is shorter than ${shardSize} bytes`);
+        }),
+      );
+      if (hashes !== null) {
+        for (const [n, index] of chosen.entries()) {
+          const at = (index < data ? index : index - data) * size;
+          hashes[n]!.update((index < data ? dataBuffer : parityBuffer).subarray(at, at + size));
+        }
       }
       if (targets !== 0) await codeStripe(codec, sources, targets, dataBuffer, parityBuffer, size);
-      for (let i = 0; i < data; i++) {
-        const position = i * shardSize + offset;
-        const length = Math.max(0, Math.min(size, manifest.total_size - position));
-        if (length > 0) await output.write(dataBuffer, i * size, length, position);
-      }
+      // The stripe's data slices are contiguous in the weights only when size is the whole shard;
+      // otherwise each slice goes to its own place, all writes in flight at once.
+      await Promise.all(
+        Array.from({ length: data }, (_, i) => {
+          const position = i * shardSize + offset;
+          const length = Math.max(0, Math.min(size, manifest.total_size - position));
+          return length > 0 ? output.write(dataBuffer, i * size, length, position) : undefined;
+        }),
+      );
     }
-    for (const [n, index] of chosen.entries()) checkShard(manifest, index, hashes[n]!, shardSize);
+    if (hashes !== null) {
+      for (const [n, index] of chosen.entries()) checkShard(manifest, index, hashes[n]!, shardSize);
+    }
   } finally {
     await Promise.all(inputs.map((f) => f.close()));
   }

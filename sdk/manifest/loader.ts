@@ -87,41 +87,46 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Fetches shards until `data` of them are in hand: data shards first, parity for each one missing. */
+/**
+ * Fetches shards until `data` of them are in hand: data shards first, parity for each one missing.
+ * A first pass asks each peer once per shard (a withheld shard costs no retry rounds while other
+ * shards can stand in for it); only when that leaves too few, the missing shards are tried again
+ * with the configured rounds.
+ */
 async function fetchEnoughShards(manifest: Manifest, fetch: FetchOptions, concurrency: number) {
   const { data } = manifest.erasure;
   const paths: (string | null)[] = manifest.shards.map(() => null);
   const failures: unknown[] = [];
-  const tryFetch = async (index: number) => {
+  const tryFetch = async (index: number, options: FetchOptions) => {
     try {
-      paths[index] = await fetchBlob(manifest.shards[index]!.hash, fetch, index);
+      paths[index] = await fetchBlob(manifest.shards[index]!.hash, options, index);
     } catch (error) {
       if (!(error instanceof BlobFetchError)) throw error;
       failures.push(error);
     }
   };
-  // Data shards in parallel (bounded), then parity shards as needed, also bounded.
-  const queue = async (indices: number[], wanted: () => boolean) => {
+  // Bounded parallelism over `indices`, stopping once `wanted` says enough.
+  const queue = async (indices: number[], wanted: () => boolean, options: FetchOptions) => {
     let next = 0;
     const worker = async () => {
-      while (next < indices.length && wanted()) await tryFetch(indices[next++]!);
+      while (next < indices.length && wanted()) await tryFetch(indices[next++]!, options);
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, indices.length)) }, worker));
   };
   const have = () => paths.filter((p) => p !== null).length;
-  await queue(
-    manifest.shards.filter((s) => !s.is_parity).map((s) => s.index),
-    () => true,
-  );
-  await queue(
-    manifest.shards.filter((s) => s.is_parity).map((s) => s.index),
-    () => have() < data,
-  );
+  const missing = (parity: boolean) =>
+    manifest.shards.filter((s) => s.is_parity === parity && paths[s.index] === null).map((s) => s.index);
+  const firstPass = { ...fetch, rounds: 1 };
+  await queue(missing(false), () => true, firstPass);
+  await queue(missing(true), () => have() < data, firstPass);
+  if (have() < data && (fetch.rounds ?? 3) > 1) {
+    await queue([...missing(false), ...missing(true)], () => have() < data, fetch);
+  }
   if (have() < data) {
-    const missing = paths.flatMap((p, i) => (p === null ? [i] : []));
+    const absent = paths.flatMap((p, i) => (p === null ? [i] : []));
     throw new LoaderError(
       "TOO_FEW_SHARDS",
-      `found ${have()} of the ${data} shards needed; no peer had a valid copy of shards ${missing.join(", ")}`,
+      `found ${have()} of the ${data} shards needed; no peer had a valid copy of shards ${absent.join(", ")}`,
       { cause: new AggregateError(failures, "shard fetch failures") },
     );
   }
@@ -178,7 +183,8 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const staging = join(options.cacheDir, `.staging-${randomBytes(6).toString("hex")}`);
   try {
     await mkdir(staging, { recursive: true });
-    await rebuildWeights({ manifest, shardPaths, outPath: join(staging, "weights") });
+    // Every shard was hashed against the manifest as it downloaded: no second pass over them.
+    await rebuildWeights({ manifest, shardPaths, outPath: join(staging, "weights"), shardsVerified: true });
     if ((await stat(join(staging, "weights"))).size !== manifest.total_size) {
       throw new ManifestError("INVALID_MANIFEST", "rebuilt weights do not have total_size bytes");
     }

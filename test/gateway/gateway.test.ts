@@ -474,6 +474,32 @@ describe("gateway (real agents, chain, Redis)", function () {
           413,
           "entity.too.large",
         ],
+        [
+          "body too large, streamed without a length",
+          async () => {
+            const chunk = new TextEncoder().encode("A".repeat(1024 * 1024));
+            let sent = 0;
+            const body = new ReadableStream<Uint8Array>({
+              pull(controller) {
+                if (sent++ < 13) controller.enqueue(chunk);
+                else controller.close();
+              },
+            });
+            const response = await fetch(`${g1.url}/inference/v1/model/simplenet`, {
+              method: "POST",
+              headers: { "content-type": "application/json", ...auth() },
+              body,
+              duplex: "half",
+            } as RequestInit);
+            return {
+              status: response.status,
+              json: (await response.json()) as Record<string, unknown>,
+              headers: response.headers,
+            };
+          },
+          413,
+          "entity.too.large",
+        ],
       ];
       for (const [what, run, status, code] of cases) {
         const r = await run();

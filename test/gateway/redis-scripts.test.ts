@@ -9,7 +9,7 @@ import { GatewayError } from "../../gateway/errors.ts";
 import type { Heartbeat } from "../../gateway/heartbeat.ts";
 import { NodeStateStore } from "../../gateway/node-state.ts";
 import type { DissentEvidence } from "../../gateway/quorum.ts";
-import { RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
+import { leaseSize, MAX_LEASE, RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
 import { EMPTY_STATS, updateStats, type NodeStats } from "../../gateway/scoring.ts";
 import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
 
@@ -61,6 +61,56 @@ describe("gateway Redis scripts (real redis-server)", function () {
     let refused = 0;
     for (const s of ["a", "b"]) await limiter.take(s, limit, 2).catch(() => refused++);
     expect(refused).to.equal(2);
+  });
+
+  it("leases at most a tenth of a bucket and what refills in the lease, and none from small buckets", function () {
+    expect(leaseSize({ capacity: 3, refillPerSecond: 0.01 }, 100)).to.equal(1);
+    expect(leaseSize({ capacity: 100, refillPerSecond: 50 }, 100)).to.equal(5);
+    expect(leaseSize({ capacity: 1_000, refillPerSecond: 500 }, 100)).to.equal(50);
+    expect(leaseSize({ capacity: 1_000_000, refillPerSecond: 1_000_000 }, 100)).to.equal(MAX_LEASE);
+    expect(leaseSize({ capacity: 1_000, refillPerSecond: 10 }, 100)).to.equal(1);
+  });
+
+  it("leased tokens are debited from the shared bucket before use and the unspent ones given back", async function () {
+    const key = "t4:rl:k";
+    // Leases of 10 (a tenth of 100); every take at the same instant, so nothing refills meanwhile.
+    const limit = { capacity: 100, refillPerSecond: 1 };
+    const t = 1_000;
+    const leasing = new RedisRateLimiter(redis, "t4:", { leaseMs: 60_000 });
+    const exact = new RedisRateLimiter(redis, "t4:");
+    const tokens = async () => Number(await redis.hget(key, "tokens"));
+    await leasing.take("k", limit, t); // leases 10 (a tenth of 100), spends 1
+    expect(await tokens()).to.be.closeTo(90, 0.01);
+    for (let i = 0; i < 4; i++) await leasing.take("k", limit, t); // from the lease: no Redis debit
+    expect(await tokens()).to.be.closeTo(90, 0.01);
+    // Another instance (no lease) sees only what is not leased: 90 left, takes them all.
+    for (let i = 0; i < 90; i++) await exact.take("k", limit, t);
+    const refused = await exact.take("k", limit, t).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect((refused as GatewayError).status).to.equal(429);
+    // The leasing instance still spends its 5 leased tokens, then is refused too.
+    let served = 0;
+    for (let i = 0; i < 10; i++) {
+      try {
+        await leasing.take("k", limit, t);
+        served++;
+      } catch (error) {
+        expect((error as GatewayError).status).to.equal(429);
+      }
+    }
+    expect(served).to.equal(5);
+    // Given back on close: nothing unspent now, so the bucket stays empty.
+    await leasing.close();
+    expect(await tokens()).to.be.lessThan(1);
+
+    // Unspent leased tokens go back to the bucket when the lease ends.
+    const fresh = new RedisRateLimiter(redis, "t5:", { leaseMs: 60_000 });
+    await fresh.take("k", limit, t);
+    expect(Number(await redis.hget("t5:rl:k", "tokens"))).to.be.closeTo(90, 0.01);
+    await fresh.close();
+    expect(Number(await redis.hget("t5:rl:k", "tokens"))).to.be.closeTo(99, 0.01);
   });
 
   it("node statistics in Redis follow updateStats", async function () {
