@@ -142,7 +142,7 @@ export async function startOracle(config: OracleConfig, options: StartOptions = 
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       adminToken: config.adminToken,
-      ...(roles.has("settlement") ? { closeEpoch: () => settler.closeEpoch() } : {}),
+      ...(roles.has("settlement") ? { closeEpoch: (epoch?: bigint) => settler.closeEpoch(epoch) } : {}),
       ...(committee
         ? {
             signEpoch: (epoch: bigint, request: unknown) =>
