@@ -158,7 +158,10 @@ export function slaEvidence(
   workUnits: ReadonlyMap<string, SignedWorkUnitRecord>,
   windowMs: number,
 ): Evidence {
-  const attempts = incident.violations.map((v) => {
+  const ordered = [...incident.violations].sort(
+    (a, b) => a.attempt.sent_at - b.attempt.sent_at || violationId(a.attempt).localeCompare(violationId(b.attempt)),
+  );
+  const attempts = ordered.map((v) => {
     const signed = workUnits.get(v.attempt.job_id.toLowerCase());
     return {
       violation: v.kind,
