@@ -427,6 +427,7 @@ describe("keeper (hardhat node, redis-server)", function () {
       await stopKeeper();
       blob = await startBlobServer({ dir: path.join(deployed.dir, "blobs") });
       gatewayRedis = new Redis(redis.url);
+      gatewayRedis.on("error", () => {}); // the Redis restart below: it reconnects
       gatewayStore = new NodeStateStore(gatewayRedis, GATEWAY_PREFIX);
       node = deployed.wallet(1).account.address;
       fromBlock = (await deployed.publicClient.getBlockNumber({ cacheTime: 0 })) + 1n;
