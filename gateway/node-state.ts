@@ -265,11 +265,6 @@ export class NodeStateStore {
     return text === null ? undefined : (JSON.parse(text) as SignedWorkUnitRecord);
   }
 
-  /** Whether the node's heartbeat is still live (not expired). */
-  async heartbeatLive(node: Address): Promise<boolean> {
-    return (await this.#redis.exists(this.#key("hb", node))) === 1;
-  }
-
   /** All recorded dissent evidence, by digest (what the keeper reads). */
   async evidence(): Promise<Map<string, DissentEvidence>> {
     const all = await this.#redis.hgetall(`${this.#prefix}evidence`);

@@ -190,6 +190,14 @@ describe("keeper (hardhat node, redis-server)", function () {
     expect(((await bad.json()) as { error: string }).error).to.equal(
       'epoch must be a whole number below 2^64, got "-1": send {"epoch": "<n>"}',
     );
+    for (const [route, what] of [
+      ["close-epoch", "epoch close is off: set INFRAMESH_KEEPER_EPOCH_MS and the oracle settings"],
+      ["sla-scan", "the SLA watch is off: set INFRAMESH_KEEPER_SLA_EVERY_MS and the blob peer"],
+    ] as const) {
+      const off = await fetch(`${keeperUrl}/jobs/${route}`, { method: "POST" });
+      expect(off.status, route).to.equal(409);
+      expect(await off.json()).to.deep.equal({ error: what });
+    }
     const malformed = await trigger("{not json");
     expect(malformed.status).to.equal(400);
     expect(((await malformed.json()) as { error: string }).error).to.match(/^bad request: /);
