@@ -234,8 +234,15 @@ async function startKeeperWith(
     ...groups.flatMap((group) => group.schedulers),
   ];
 
-  /** (Re)creates the schedulers: Redis keeps nothing on disk, so a restarted Redis has none. */
+  /**
+   * (Re)creates the schedulers: Redis keeps nothing on disk, so a restarted Redis has none. A
+   * scheduler an earlier run configured and this one does not (a job group switched off) goes.
+   */
   async function ensureSchedulers(): Promise<void> {
+    const wanted = new Set(schedulers.map((s) => s.id));
+    for (const existing of await queue.getJobSchedulers()) {
+      if (!wanted.has(existing.key)) await queue.removeJobScheduler(existing.key);
+    }
     for (const { id, every } of schedulers) {
       await queue.upsertJobScheduler(id, { every }, { name: id, opts: jobOptions });
     }
