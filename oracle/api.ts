@@ -186,7 +186,8 @@ export function createApi(deps: ApiDeps): express.Express {
   // The body is optional: none (or {}) closes the open epoch; { "epoch": "N" } closes N only if it
   // is still the open one, else reports N's state, so a keeper repeating the call is a no-op.
   const closeBody = express.json({ limit: 1024, strict: true, type: () => true });
-  app.post("/v1/epochs/close", closeBody, async (req, res) => {
+  // The token is checked before the body is read: without it, nothing about the body is answered.
+  const requireAdmin = async (req: Request, _res: Response, next: NextFunction) => {
     if (deps.adminToken === undefined || deps.closeEpoch === undefined)
       throw new ApiError(
         403,
@@ -200,11 +201,14 @@ export function createApi(deps: ApiDeps): express.Express {
     const { timingSafeEqual } = await import("node:crypto");
     if (given.length !== expected.length || !timingSafeEqual(given, expected))
       throw new ApiError(403, "forbidden", "wrong admin token");
+    next();
+  };
+  app.post("/v1/epochs/close", requireAdmin, closeBody, async (req, res) => {
     const body = closeRequestSchema.safeParse(req.body ?? {});
     if (!body.success)
       throw new ApiError(400, "invalid_request", `${describeIssues(body.error)}: send {} or {"epoch": "<n>"}`);
     const epoch = body.data.epoch === undefined ? undefined : BigInt(body.data.epoch);
-    res.json(epochJson(await deps.closeEpoch(epoch)));
+    res.json(epochJson(await deps.closeEpoch!(epoch)));
   });
 
   app.post("/v1/epochs/:n/sign", requireJson, jsonBody, async (req, res) => {

@@ -234,6 +234,13 @@ describe("oracle pipeline (real chain, Redis, PGlite)", function () {
     expect(await res.json()).to.include({ error: "nothing_to_settle" });
     const anon = await fetch(`${oracle.url}/v1/epochs/close`, { method: "POST" });
     expect(anon.status).to.equal(401);
+    // Without the token nothing about the body is answered, not even that it is malformed.
+    const anonBad = await fetch(`${oracle.url}/v1/epochs/close`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    expect(anonBad.status).to.equal(401);
     const wrong = await fetch(`${oracle.url}/v1/epochs/close`, {
       method: "POST",
       headers: { authorization: "Bearer nope" },
