@@ -13,6 +13,7 @@ import { Redis } from "ioredis";
 import { parseAbi, sha256, toFunctionSelector, type Address, type Hex } from "viem";
 
 import { NodeStateStore, type AttemptRecord } from "../../gateway/node-state.ts";
+import { evidenceDigest, type DissentEvidence } from "../../gateway/quorum.ts";
 import { epochSettlementAbi as keeperSettlementAbi } from "../../keeper/jobs.ts";
 import { openDatabase } from "../../keeper/indexer/db.ts";
 import { QUEUE_NAME } from "../../keeper/service.ts";
@@ -511,6 +512,41 @@ describe("keeper (hardhat node, redis-server)", function () {
       expect(Number(failures?.[1] ?? 0), "the slash job failed while the RPC was down").to.be.greaterThan(0);
     });
 
+    it("slashes a quorum dissenter once for the evidence the gateway recorded", async function () {
+      const before = (await slashesOfNode()).length;
+      const jobId = `0x${(nextJob++).toString(16).padStart(64, "0")}` as Hex;
+      const dissent: DissentEvidence = {
+        kind: "quorum-dissent",
+        job_id: jobId,
+        node,
+        output_hash: sha256("0x01"),
+        majority_output_hash: sha256("0x02"),
+        majority_nodes: [deployed.wallet(3).account.address],
+        majority_stake: "20000000000000000000000",
+        dissent_stake: "10000000000000000000000",
+        work_unit: {
+          job_id: jobId,
+          model_ref: { model_id: 1, version: 0 },
+          input_hash: sha256("0x00"),
+          requested_by: deployed.wallet(2).account.address,
+          expires_at: Math.floor(Date.now() / 1000) + 300,
+          max_fee: "25",
+        },
+        client_signature: `0x${"11".repeat(65)}`,
+        proof_of_serving: { job_id: jobId, node_id: node, output_hash: sha256("0x01") } as never,
+        recorded_at: Date.now(),
+      };
+      expect(await gatewayStore.recordEvidence(evidenceDigest(dissent), dissent)).to.equal(true);
+      for (let i = 0; i < 5; i++) expect((await scan()).status).to.equal(202);
+      const slashes = await waitSlashes(before + 1);
+      await sleep(1_500);
+      expect(await slashesOfNode()).to.have.length(before + 1);
+      const published = await fetch(`${blob.url}/blob/${slashes[before]!.evidenceHash.slice(2)}`);
+      const document = JSON.parse(await published.text()) as Record<string, unknown>;
+      expect(document).to.deep.include({ kind: "quorum-dissent", node, job_id: jobId, chain_id: 31337 });
+      expect(document).to.not.have.property("recorded_at");
+    });
+
     it("does not slash again after being killed between sending and recording", async function () {
       await stopKeeper();
       await droppedCalls(2, 20_000);
@@ -518,13 +554,13 @@ describe("keeper (hardhat node, redis-server)", function () {
       const crashed = await keeper.exited;
       expect(crashed.signal, keeper.output()).to.equal("SIGKILL");
       keeper = undefined;
-      expect(await slashesOfNode()).to.have.length(3);
+      expect(await slashesOfNode()).to.have.length(4);
       keeper = await startKeeperProcess(slaEnv());
       await until("the slash job to run again", async () =>
         keeper!.output().includes('"result":"already slashed"') ? true : undefined,
       );
       await sleep(1_500);
-      expect(await slashesOfNode()).to.have.length(3);
+      expect(await slashesOfNode()).to.have.length(4);
     });
   });
 });
