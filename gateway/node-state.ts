@@ -1,11 +1,13 @@
 // Node state shared by every gateway instance through Redis: the latest signed heartbeat of each
 // node (expiring on its own when the node goes quiet), call statistics (latency EWMA, decayed
-// success and failure counts), short "seen down" marks after a failure, and dissent evidence.
-// Each write is one atomic script, so instances never overwrite each other's updates. Per-call
-// writes (statistics) go through a write batch: one pipeline after the calls, off their path.
+// success and failure counts), short "seen down" marks after a failure, dissent evidence, and a
+// record of every forward attempt (the keeper's SLA watch reads them). Each write is one atomic
+// script or one pipeline, so instances never overwrite each other's updates.
+// Per-call writes (statistics) go through a write batch: one pipeline after the calls, off their path.
 import type { Redis } from "ioredis";
-import { getAddress, type Address } from "viem";
+import { getAddress, type Address, type Hex } from "viem";
 
+import type { WorkUnitJson } from "../sdk/receipt.ts";
 import type { Heartbeat } from "./heartbeat.ts";
 import { RedisWriteBatch, type PipelinedWrite } from "./write-batch.ts";
 import type { DissentEvidence } from "./quorum.ts";
@@ -40,6 +42,54 @@ if ewma ~= nil then redis.call('HSET', KEYS[1], 'ewma', tostring(ewma)) end
 redis.call('HSET', KEYS[1], 'ok', tostring(ok), 'fail', tostring(fail))
 return 1
 `;
+
+/** How a forward attempt ended when the node did not serve it. */
+export type AttemptFailure =
+  /** The node took the job and gave no answer before the deadline. */
+  | "timeout"
+  /** The node took the job and the connection dropped before an answer (killed, crashed). */
+  | "dropped"
+  /** Nothing listened at the endpoint its live heartbeat advertised. */
+  | "unreachable"
+  /** It answered, but not with a served job (5xx, bad proof, a model it does not have). */
+  | "bad_answer";
+
+/** One forward of a job to a node, as the keeper reads it back. */
+export interface AttemptRecord {
+  job_id: Hex;
+  /** EIP-712 hash of the work unit the client signed. */
+  work_unit_hash: Hex;
+  node: Address;
+  /** Milliseconds since the epoch, gateway clock. */
+  sent_at: number;
+  deadline: number;
+  status: "sent" | "answered" | "failed";
+  failure?: AttemptFailure;
+  reason?: string;
+  finished_at?: number;
+}
+
+/** The work unit a job forwarded, without its input bytes (the client signed their hash), and its signature. */
+export interface SignedWorkUnitRecord {
+  work_unit: Omit<WorkUnitJson, "input">;
+  client_signature: Hex;
+}
+
+/** Attempt records (and the signed work units) live this long: long enough for the keeper to act. */
+export const ATTEMPT_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** Sorts a failed forward's error into an AttemptFailure. Pure. */
+export function attemptFailureOf(error: Error & { code?: string }): AttemptFailure {
+  if (/^no answer within \d+ ms$/.test(error.message)) return "timeout";
+  if (error.code === "ECONNREFUSED" || error.code === "EHOSTUNREACH" || error.code === "ENOTFOUND")
+    return "unreachable";
+  return "dropped";
+}
+
+/** The Redis id of an attempt: a job goes to a node at most once. */
+export function attemptId(jobId: string, node: string): string {
+  return `${jobId.toLowerCase()}:${node.toLowerCase()}`;
+}
 
 export interface StoredNode {
   heartbeat: Heartbeat;
@@ -162,6 +212,76 @@ export class NodeStateStore {
   /** Stores dissent evidence under its digest (once, whichever instance saw it first); true when new. */
   async recordEvidence(digest: string, evidence: DissentEvidence): Promise<boolean> {
     return (await this.#redis.hsetnx(`${this.#prefix}evidence`, digest, JSON.stringify(evidence))) === 1;
+  }
+
+  /**
+   * Records that `attempt` was sent (status "sent"): one pipeline, not awaited by the caller's
+   * hot path. The attempt waits in the `attempts-open` index (by deadline) until its outcome is
+   * recorded; a gateway that dies first leaves it there, past its deadline, for the keeper.
+   */
+  async recordAttemptSent(attempt: AttemptRecord, signed: SignedWorkUnitRecord): Promise<void> {
+    const id = attemptId(attempt.job_id, attempt.node);
+    const key = `${this.#prefix}attempt:${id}`;
+    await this.#redis
+      .pipeline()
+      .hset(key, "record", JSON.stringify(attempt))
+      .pexpire(key, ATTEMPT_TTL_MS)
+      .set(
+        `${this.#prefix}workunit:${attempt.job_id.toLowerCase()}`,
+        JSON.stringify(signed),
+        "PX",
+        ATTEMPT_TTL_MS,
+        "NX",
+      )
+      .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id)
+      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", attempt.sent_at - ATTEMPT_TTL_MS)
+      .exec();
+  }
+
+  /**
+   * Records an attempt's outcome (one pipeline): it leaves the open index; a failure joins the
+   * `attempts-failed` index (by time) that the keeper scans.
+   */
+  async recordAttemptOutcome(attempt: AttemptRecord): Promise<void> {
+    const id = attemptId(attempt.job_id, attempt.node);
+    const key = `${this.#prefix}attempt:${id}`;
+    const now = attempt.finished_at ?? Date.now();
+    const pipeline = this.#redis
+      .pipeline()
+      .hset(key, "record", JSON.stringify(attempt))
+      .pexpire(key, ATTEMPT_TTL_MS)
+      .zrem(`${this.#prefix}attempts-open`, id);
+    if (attempt.status === "failed") {
+      pipeline
+        .zadd(`${this.#prefix}attempts-failed`, now, id)
+        .zremrangebyscore(`${this.#prefix}attempts-failed`, "-inf", now - ATTEMPT_TTL_MS);
+    }
+    await pipeline.exec();
+  }
+
+  /**
+   * The attempts the keeper's SLA watch looks at: every failed one, and every open one whose
+   * deadline passed before `openBefore` (sent, never marked answered or failed).
+   */
+  async attemptsToCheck(openBefore: number): Promise<AttemptRecord[]> {
+    const [failed, open] = await Promise.all([
+      this.#redis.zrange(`${this.#prefix}attempts-failed`, "0", "-1"),
+      this.#redis.zrangebyscore(`${this.#prefix}attempts-open`, "-inf", String(openBefore)),
+    ]);
+    const ids = [...new Set([...failed, ...open])];
+    if (ids.length === 0) return [];
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hget(`${this.#prefix}attempt:${id}`, "record");
+    const results = (await pipeline.exec()) ?? [];
+    return results
+      .map(([, value]) => (typeof value === "string" ? (JSON.parse(value) as AttemptRecord) : undefined))
+      .filter((r): r is AttemptRecord => r !== undefined);
+  }
+
+  /** The signed work unit of a job, if still kept. */
+  async signedWorkUnit(jobId: string): Promise<SignedWorkUnitRecord | undefined> {
+    const text = await this.#redis.get(`${this.#prefix}workunit:${jobId.toLowerCase()}`);
+    return text === null ? undefined : (JSON.parse(text) as SignedWorkUnitRecord);
   }
 
   /** All recorded dissent evidence, by digest (what the keeper reads). */

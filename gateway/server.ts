@@ -28,6 +28,7 @@ import { z } from "zod";
 
 import { parseDeploymentRecord, type DeploymentRecord } from "../sdk/deployment.ts";
 import {
+  hashWorkUnit,
   inframeshDomain,
   payloadHash,
   recoverProofOfServingSigner,
@@ -49,7 +50,13 @@ import type { GatewayConfig, ModelPolicy } from "./config.ts";
 import { GatewayError } from "./errors.ts";
 import { classifyAnswer, postJson, type Served } from "./forward.ts";
 import { describeIssues, verifyHeartbeat } from "./heartbeat.ts";
-import { NodeStateStore } from "./node-state.ts";
+import {
+  NodeStateStore,
+  attemptFailureOf,
+  type AttemptFailure,
+  type AttemptRecord,
+  type SignedWorkUnitRecord,
+} from "./node-state.ts";
 import { decideQuorum, dissentEvidence, evidenceDigest, type QuorumAnswer } from "./quorum.ts";
 import { RedisRateLimiter, type BucketLimit } from "./rate-limit.ts";
 import { filterCandidates, rankCandidates, type JobRequirement, type NodeView } from "./scoring.ts";
@@ -109,6 +116,13 @@ export interface Gateway {
   /** Reloads the node view from Redis and chain now (the loop does it every node_refresh_ms). */
   refreshNodes(): Promise<NodeView[]>;
   stop(): Promise<void>;
+}
+
+/** What each forward attempt of one call records about its job (computed once per call). */
+interface JobTrace {
+  jobId: Hex;
+  workUnitHash: Hex;
+  signed: SignedWorkUnitRecord;
 }
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -330,14 +344,32 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     | { kind: "client_error"; error: GatewayError }
     | { kind: "node_fault"; reason: string };
 
-  const attempt = async (n: NodeView, body: string, jobId: Hex, rlog: Logger): Promise<Attempt> => {
+  /** Writes an attempt record without holding the call up: a Redis hiccup costs a record, not the call. */
+  const trace = (write: Promise<void>) => {
+    write.catch((error: unknown) => log.warn({ err: (error as Error).message }, "cannot record the attempt"));
+  };
+
+  const attempt = async (n: NodeView, body: string, job: JobTrace, rlog: Logger): Promise<Attempt> => {
+    const jobId = job.jobId;
     const started = performance.now();
+    const sentAt = Date.now();
+    const record: AttemptRecord = {
+      job_id: jobId,
+      work_unit_hash: job.workUnitHash,
+      node: n.node,
+      sent_at: sentAt,
+      deadline: sentAt + config.routing.forward_timeout_ms,
+      status: "sent",
+    };
+    trace(store.recordAttemptSent(record, job.signed));
     let outcome;
+    let failure: AttemptFailure = "bad_answer";
     inFlight.set(n.node, (inFlight.get(n.node) ?? 0) + 1);
     try {
       const answer = await postJson(`${n.endpoint}/v1/jobs`, body, config.routing.forward_timeout_ms);
       outcome = classifyAnswer(answer, n.node, jobId);
     } catch (error) {
+      failure = attemptFailureOf(error as Error);
       outcome = { kind: "node_fault" as const, reason: (error as Error).message };
     } finally {
       const left = (inFlight.get(n.node) ?? 1) - 1;
@@ -345,6 +377,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       else inFlight.set(n.node, left);
     }
     metrics.attempts.inc({ outcome: outcome.kind });
+    trace(
+      store.recordAttemptOutcome(
+        outcome.kind === "node_fault"
+          ? { ...record, status: "failed", failure, reason: outcome.reason, finished_at: Date.now() }
+          : { ...record, status: "answered", finished_at: Date.now() },
+      ),
+    );
     if (outcome.kind === "served") {
       const latencyMs = performance.now() - started;
       recordOutcome(n.node, { ok: true, latencyMs });
@@ -365,13 +404,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const routeOne = async (
     candidates: NodeView[],
     body: string,
-    jobId: Hex,
+    job: JobTrace,
     rlog: Logger,
   ): Promise<{ served: Served; attempts: number }> => {
     const faults: string[] = [];
     const tries = candidates.slice(0, config.routing.max_attempts);
     for (const [i, n] of tries.entries()) {
-      const result = await attempt(n, body, jobId, rlog);
+      const result = await attempt(n, body, job, rlog);
       if (result.kind === "served") {
         if (i > 0) metrics.failovers.inc();
         return { served: result.served, attempts: i + 1 };
@@ -392,6 +431,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     body: string,
     unit: WorkUnitJson,
     signature: Hex,
+    job: JobTrace,
     rlog: Logger,
   ): Promise<{
     answer: QuorumAnswer;
@@ -416,7 +456,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       while (answers.length < r && next < candidates.length) {
         const n = candidates[next++]!;
         attempts++;
-        const result = await attempt(n, body, jobId, rlog);
+        const result = await attempt(n, body, job, rlog);
         if (result.kind === "served") {
           answers.push({
             node: n.node,
@@ -609,10 +649,24 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (!nodesLoaded) await refreshNodes();
     const candidates = ranked(model, policy, unit.job_id as Hex);
     const forwardBody = JSON.stringify({ work_unit: unit, client_signature: signature });
+    const { input: _input, ...unitWithoutInput } = unit;
+    const job: JobTrace = {
+      jobId: unit.job_id as Hex,
+      workUnitHash: hashWorkUnit(domain, {
+        jobId: unit.job_id as Hex,
+        modelId: BigInt(unit.model_ref.model_id),
+        modelVersion: BigInt(unit.model_ref.version),
+        inputHash: unit.input_hash as Hex,
+        maxFee: BigInt(unit.max_fee),
+        client: unit.requested_by as Address,
+        expiresAt: BigInt(unit.expires_at),
+      }),
+      signed: { work_unit: unitWithoutInput, client_signature: signature },
+    };
     rlog = rlog.child({ model: name, job_id: unit.job_id });
     lap("schedule");
     if (redundancy === 1) {
-      const { served, attempts } = await routeOne(candidates, forwardBody, unit.job_id as Hex, rlog);
+      const { served, attempts } = await routeOne(candidates, forwardBody, job, rlog);
       lap("upstream");
       rlog.debug({ node: served.node, attempts }, "call served");
       return {
@@ -624,7 +678,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         attempts,
       } satisfies InferenceAnswer;
     }
-    const q = await routeQuorum(candidates, redundancy, forwardBody, unit, signature, rlog);
+    const q = await routeQuorum(candidates, redundancy, forwardBody, unit, signature, job, rlog);
     rlog.debug(
       { nodes: q.majority.map((m) => m.node), dissenting: q.dissent, attempts: q.attempts },
       "quorum call served",

@@ -5,6 +5,7 @@ import path from "node:path";
 import { z } from "zod";
 
 import { PROJECT_ROOT } from "../scripts/lib/local-chain.ts";
+import { BPS, DEFAULT_SLA_SLASH_BPS } from "./sla.ts";
 
 /** The configuration is not usable; the message names each variable and what is wrong with it. */
 export class ConfigError extends Error {
@@ -46,6 +47,46 @@ const optionalUrl = (name: string, protocols: readonly string[]) =>
         return z.NEVER;
       }
       return text;
+    });
+
+/** A whole number ≥ min, or undefined when unset (the feature it sets is off). */
+const optionalInt = (name: string, min: number) =>
+  z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text === "") return undefined;
+      const n = Number(text);
+      if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
+        ctx.addIssue({ code: "custom", message: `${name} must be a whole number ≥ ${min}, got "${text}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** Comma-separated http(s) URLs; empty when unset. */
+const urlList = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      const items = (text ?? "")
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item !== "");
+      for (const item of items) {
+        let ok = false;
+        try {
+          ok = ["http:", "https:"].includes(new URL(item).protocol);
+        } catch {
+          ok = false;
+        }
+        if (!ok) {
+          ctx.addIssue({ code: "custom", message: `${name} must be comma-separated http(s) URLs, got "${item}"` });
+          return z.NEVER;
+        }
+      }
+      return items;
     });
 
 const indexerEnv = z.object({
@@ -119,6 +160,16 @@ const keeperEnv = z.object({
   INFRAMESH_KEEPER_BACKOFF_MS: intFrom("INFRAMESH_KEEPER_BACKOFF_MS", 10, 1_000),
   INFRAMESH_KEEPER_LOCK_MS: intFrom("INFRAMESH_KEEPER_LOCK_MS", 1_000, 30_000),
   INFRAMESH_UNBONDING_WEBHOOK_URL: optionalUrl("INFRAMESH_UNBONDING_WEBHOOK_URL", ["http:", "https:"]),
+  INFRAMESH_KEEPER_EPOCH_MS: optionalInt("INFRAMESH_KEEPER_EPOCH_MS", 100),
+  INFRAMESH_KEEPER_ORACLE_URLS: urlList("INFRAMESH_KEEPER_ORACLE_URLS"),
+  INFRAMESH_KEEPER_ORACLE_ADMIN_TOKEN: z.string().optional(),
+  INFRAMESH_KEEPER_SLA_EVERY_MS: optionalInt("INFRAMESH_KEEPER_SLA_EVERY_MS", 100),
+  INFRAMESH_KEEPER_GATEWAY_REDIS_URL: optionalUrl("INFRAMESH_KEEPER_GATEWAY_REDIS_URL", ["redis:", "rediss:"]),
+  INFRAMESH_KEEPER_GATEWAY_PREFIX: z.string().optional(),
+  INFRAMESH_KEEPER_BLOB_PEER_URL: optionalUrl("INFRAMESH_KEEPER_BLOB_PEER_URL", ["http:", "https:"]),
+  INFRAMESH_KEEPER_SLASH_BPS: intFrom("INFRAMESH_KEEPER_SLASH_BPS", 1, DEFAULT_SLA_SLASH_BPS),
+  INFRAMESH_KEEPER_INCIDENT_WINDOW_MS: intFrom("INFRAMESH_KEEPER_INCIDENT_WINDOW_MS", 0, 60_000),
+  INFRAMESH_KEEPER_SLA_GRACE_MS: intFrom("INFRAMESH_KEEPER_SLA_GRACE_MS", 0, 30_000),
 });
 
 export interface KeeperConfig extends IndexerConfig {
@@ -134,7 +185,30 @@ export interface KeeperConfig extends IndexerConfig {
   /** How long a job's lock lives: a crashed worker's job runs again after this. */
   lockMs: number;
   webhookUrl: string | undefined;
+  /** Epoch close period; undefined: the keeper closes no epochs. */
+  epochMs: number | undefined;
+  /** The oracle committee's API base URLs, asked in turn to close each epoch. */
+  oracleUrls: string[];
+  /** The oracles' admin token (never logged). */
+  oracleAdminToken: string | undefined;
+  /** SLA scan period; undefined: no SLA watch. */
+  slaEveryMs: number | undefined;
+  /** The gateways' shared Redis (attempt records, dissent evidence); default REDIS_URL. */
+  gatewayRedisUrl: string | undefined;
+  /** The gateways' key prefix (gateway config redis.prefix). */
+  gatewayPrefix: string;
+  /** Where SLA evidence is published before the slash names its hash. */
+  blobPeerUrl: string | undefined;
+  /** An SLA slash, in basis points of the node's slashable stake (capped by maxSlashOf). */
+  slashBps: number;
+  /** Violations of one node closer than this are one incident (one slash). */
+  incidentWindowMs: number;
+  /** An attempt sent and never marked answered or failed counts this long after its deadline. */
+  slaGraceMs: number;
 }
+
+/** The gateway's default Redis key prefix (gateway/config.ts). */
+export const DEFAULT_GATEWAY_PREFIX = "inframesh:gw:";
 
 /** The keeper's configuration from `env` (the indexer's plus its own). Pure. */
 export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
@@ -151,6 +225,21 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
   const e = parsed.data;
+  if (e.INFRAMESH_KEEPER_EPOCH_MS !== undefined) {
+    if (e.INFRAMESH_KEEPER_ORACLE_URLS.length === 0)
+      problems.push("INFRAMESH_KEEPER_EPOCH_MS is set but INFRAMESH_KEEPER_ORACLE_URLS is not: the oracles to ask");
+    if (!e.INFRAMESH_KEEPER_ORACLE_ADMIN_TOKEN)
+      problems.push(
+        "INFRAMESH_KEEPER_EPOCH_MS is set but INFRAMESH_KEEPER_ORACLE_ADMIN_TOKEN is not: the oracles' admin token",
+      );
+  }
+  if (e.INFRAMESH_KEEPER_SLA_EVERY_MS !== undefined && e.INFRAMESH_KEEPER_BLOB_PEER_URL === undefined)
+    problems.push(
+      "INFRAMESH_KEEPER_SLA_EVERY_MS is set but INFRAMESH_KEEPER_BLOB_PEER_URL is not: where slash evidence is published",
+    );
+  if (e.INFRAMESH_KEEPER_SLASH_BPS > Number(BPS))
+    problems.push(`INFRAMESH_KEEPER_SLASH_BPS must be at most ${BPS}, got ${e.INFRAMESH_KEEPER_SLASH_BPS}`);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   return {
     ...indexer,
     redisUrl: e.REDIS_URL,
@@ -163,5 +252,15 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
     backoffMs: e.INFRAMESH_KEEPER_BACKOFF_MS,
     lockMs: e.INFRAMESH_KEEPER_LOCK_MS,
     webhookUrl: e.INFRAMESH_UNBONDING_WEBHOOK_URL,
+    epochMs: e.INFRAMESH_KEEPER_EPOCH_MS,
+    oracleUrls: e.INFRAMESH_KEEPER_ORACLE_URLS,
+    oracleAdminToken: e.INFRAMESH_KEEPER_ORACLE_ADMIN_TOKEN || undefined,
+    slaEveryMs: e.INFRAMESH_KEEPER_SLA_EVERY_MS,
+    gatewayRedisUrl: e.INFRAMESH_KEEPER_GATEWAY_REDIS_URL,
+    gatewayPrefix: e.INFRAMESH_KEEPER_GATEWAY_PREFIX || DEFAULT_GATEWAY_PREFIX,
+    blobPeerUrl: e.INFRAMESH_KEEPER_BLOB_PEER_URL,
+    slashBps: e.INFRAMESH_KEEPER_SLASH_BPS,
+    incidentWindowMs: e.INFRAMESH_KEEPER_INCIDENT_WINDOW_MS,
+    slaGraceMs: e.INFRAMESH_KEEPER_SLA_GRACE_MS,
   };
 }

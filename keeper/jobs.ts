@@ -77,3 +77,49 @@ export function parseEpoch(value: unknown): bigint {
   if (typeof value === "string" && /^[0-9]{1,20}$/.test(value) && BigInt(value) < 2n ** 64n) return BigInt(value);
   throw new RangeError(`epoch must be a whole number below 2^64, got ${JSON.stringify(value) ?? "nothing"}`);
 }
+
+/** One oracle's answer to POST /v1/epochs/close, or why there was none. */
+export type OracleCloseAnswer =
+  | { oracle: string; status: number; body: { epoch?: unknown; state?: unknown; error?: unknown; reason?: unknown } }
+  | { oracle: string; unreachable: string };
+
+export type CloseOutcome =
+  /** An oracle has the epoch (opened now or earlier) and reports its state. */
+  | { action: "closed"; oracle: string; state: string }
+  /** Nothing to do for this epoch now: no receipts wait, or the chain has moved past it. */
+  | { action: "nothing"; reason: string }
+  /** No oracle could act: retry with backoff. */
+  | { action: "retry"; reason: string };
+
+/** Oracle error codes that mean "nothing to close now", not "try again". */
+const NOTHING_TO_CLOSE = new Set(["nothing_to_settle", "epoch_not_open"]);
+
+/**
+ * What the committee's answers to "close `epoch`" amount to (pure). One oracle holding the epoch
+ * is enough (the leader builds, posts and the followers sign); a leader that drove an older
+ * unfinished epoch instead, or a committee that could not answer, is retried.
+ */
+export function closeOutcome(epoch: bigint, answers: readonly OracleCloseAnswer[]): CloseOutcome {
+  const reasons: string[] = [];
+  let nothing: string | undefined;
+  for (const answer of answers) {
+    if ("unreachable" in answer) {
+      reasons.push(`${answer.oracle}: unreachable (${answer.unreachable})`);
+      continue;
+    }
+    const { status, body } = answer;
+    if (status === 200 && body.epoch === epoch.toString() && typeof body.state === "string") {
+      return { action: "closed", oracle: answer.oracle, state: body.state };
+    }
+    if (status === 200) {
+      reasons.push(`${answer.oracle}: still settling epoch ${String(body.epoch)} (${String(body.state)})`);
+      continue;
+    }
+    const code = typeof body.error === "string" ? body.error : `HTTP ${status}`;
+    const why = typeof body.reason === "string" ? `${code}: ${body.reason}` : code;
+    if (status === 409 && NOTHING_TO_CLOSE.has(code)) nothing ??= why;
+    else reasons.push(`${answer.oracle}: ${why}`);
+  }
+  if (nothing !== undefined) return { action: "nothing", reason: nothing };
+  return { action: "retry", reason: reasons.join("; ") || "no oracle configured" };
+}

@@ -1,17 +1,19 @@
-// The keeper service: the event indexer following the chain, BullMQ job schedulers on Redis for
-// the jobs that need only the chain (finalise settlements whose challenge window has passed;
-// notify stakers whose unbonding locks matured), and an HTTP endpoint with /healthz, /metrics
-// and a trigger to finalise an epoch.
+// The keeper service: the event indexer following the chain, BullMQ job schedulers on Redis, one
+// worker, and an HTTP endpoint with /healthz, /metrics and triggers. The jobs come in groups: the
+// chain-only ones here (finalise settlements whose challenge window has passed; notify stakers
+// whose unbonding locks matured), epoch close on a schedule (epoch-close.ts) and the SLA watch
+// with its slashes (sla-watch.ts). A group is a module given a KeeperContext that returns its
+// schedulers and handlers (context.ts), so another (validator sampling) is wired the same way.
 //
-// Exactly one on-chain action per epoch, whatever happens around it: job ids derived from the
-// epoch collapse duplicate triggers; every job reads the chain before it sends (a settlement
-// already final is recorded, not finalised again), so a Redis restart that forgets finished
-// jobs, a retry after an RPC outage, or a restart after a crash between sending and recording
-// all end without a second transaction; and a keeper account with a transaction still pending
-// sends nothing new until it is mined.
+// Exactly one on-chain action per epoch and per violation, whatever happens around it: job ids
+// derived from the epoch or the evidence hash collapse duplicate triggers; every job reads the
+// chain before it sends (a settlement already final, an evidence hash already used, is recorded,
+// not sent again), so a Redis restart that forgets finished jobs, a retry after an RPC outage, or
+// a restart after a crash between sending and recording all end without a second transaction;
+// and a keeper account with a transaction still pending sends nothing new until it is mined.
 import type { Server } from "node:http";
 
-import { Queue, Worker, type Job } from "bullmq";
+import { DelayedError, Queue, Worker, type Job } from "bullmq";
 import express from "express";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -22,6 +24,15 @@ import { privateKeyToAccount } from "viem/accounts";
 import { describeRevert } from "../sdk/staking.ts";
 import { connect, type NetworkConnection } from "./chain.ts";
 import type { KeeperConfig } from "./config.ts";
+import {
+  CRASH_AFTER_SEND_FOR_TESTS,
+  KeeperJobError,
+  type JobData,
+  type JobHandler,
+  type KeeperContext,
+  type KeeperJobGroup,
+} from "./context.ts";
+import { epochCloseJobs } from "./epoch-close.ts";
 import { openDatabase, type Database } from "./indexer/db.ts";
 import { Indexer, readCursor } from "./indexer/indexer.ts";
 import { followedContracts } from "./indexer/logic.ts";
@@ -35,25 +46,13 @@ import {
   unbondingNotice,
   type UnbondingLock,
 } from "./jobs.ts";
+import { slaJobs } from "./sla-watch.ts";
 
 export const QUEUE_NAME = "inframesh-keeper";
 
-/**
- * Test hook, named as one: with INFRAMESH_KEEPER_TEST_CRASH_AFTER_SEND=1 the keeper SIGKILLs
- * itself right after a finalise transaction is sent and before it is recorded, so a test can
- * check that the restarted keeper reads the chain and does not send again.
- */
-const CRASH_AFTER_SEND_FOR_TESTS = process.env.INFRAMESH_KEEPER_TEST_CRASH_AFTER_SEND === "1";
+export { KeeperJobError };
 
-/** A job that should be retried later (the chain or the keeper's account is not ready). */
-export class KeeperJobError extends Error {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, options);
-    this.name = "KeeperJobError";
-  }
-}
-
-type JobData = { epoch?: string; lock?: Omit<UnbondingLock, "withdrawableAt"> & { withdrawableAt: string } };
+type LockData = Omit<UnbondingLock, "withdrawableAt"> & { withdrawableAt: string };
 
 export interface RunningKeeper {
   url: string;
@@ -194,27 +193,63 @@ async function startKeeperWith(
     removeOnFail: true,
   } as const;
 
-  /** (Re)creates the schedulers: Redis keeps nothing on disk, so a restarted Redis has none. */
-  async function ensureSchedulers(): Promise<void> {
-    await queue.upsertJobScheduler(
-      "finalise-scan",
-      { every: config.finaliseEveryMs },
-      { name: "finalise-scan", opts: jobOptions },
-    );
-    await queue.upsertJobScheduler(
-      "unbonding-scan",
-      { every: config.unbondingEveryMs },
-      { name: "unbonding-scan", opts: jobOptions },
-    );
-  }
-  connection.on("ready", () => {
-    ensureSchedulers().catch((error: unknown) => logger.warn({ err: error }, "cannot create the job schedulers"));
-  });
-
   async function chainTime(client: PublicClient): Promise<bigint> {
     const block = await client.getBlock({ blockTag: "latest" });
     return block.timestamp;
   }
+
+  async function assertNothingPending(): Promise<void> {
+    const [latest, pending] = await Promise.all([
+      publicClient.getTransactionCount({ address: account.address, blockTag: "latest" }),
+      publicClient.getTransactionCount({ address: account.address, blockTag: "pending" }),
+    ]);
+    if (pending > latest) {
+      throw new KeeperJobError(`the keeper account has ${pending - latest} transaction(s) pending: waiting for them`);
+    }
+  }
+
+  const context: KeeperContext = {
+    config,
+    chainId,
+    record,
+    publicClient,
+    wallet,
+    db,
+    queue,
+    logger,
+    registry: metrics.registry,
+    jobOptions,
+    recordAction,
+    chainTime: () => chainTime(publicClient),
+    assertNothingPending,
+  };
+  const epochs = epochCloseJobs(context, (epoch, delayMs) => scheduleFinalise(epoch, delayMs));
+  const groups: KeeperJobGroup[] = [epochs, slaJobs(context)];
+  cleanups.push(async () => {
+    for (const group of groups) await group.close?.();
+  });
+  const schedulers = [
+    { id: "finalise-scan", every: config.finaliseEveryMs },
+    { id: "unbonding-scan", every: config.unbondingEveryMs },
+    ...groups.flatMap((group) => group.schedulers),
+  ];
+
+  /**
+   * (Re)creates the schedulers: Redis keeps nothing on disk, so a restarted Redis has none. A
+   * scheduler an earlier run configured and this one does not (a job group switched off) goes.
+   */
+  async function ensureSchedulers(): Promise<void> {
+    const wanted = new Set(schedulers.map((s) => s.id));
+    for (const existing of await queue.getJobSchedulers()) {
+      if (!wanted.has(existing.key)) await queue.removeJobScheduler(existing.key);
+    }
+    for (const { id, every } of schedulers) {
+      await queue.upsertJobScheduler(id, { every }, { name: id, opts: jobOptions });
+    }
+  }
+  connection.on("ready", () => {
+    ensureSchedulers().catch((error: unknown) => logger.warn({ err: error }, "cannot create the job schedulers"));
+  });
 
   async function readSettlement(epoch: bigint) {
     return publicClient.readContract({
@@ -229,6 +264,18 @@ async function startKeeperWith(
     const jobId = finaliseJobId(chainId, epoch);
     await queue.add("finalise", { epoch: epoch.toString() }, { ...jobOptions, jobId });
     return jobId;
+  }
+
+  /**
+   * A finalise job for an epoch the keeper closed, due when its challenge window ends: it follows
+   * the epoch (waits again while the window is open) instead of ending on "window open".
+   */
+  async function scheduleFinalise(epoch: bigint, delayMs: number): Promise<void> {
+    await queue.add(
+      "finalise",
+      { epoch: epoch.toString(), follow: true },
+      { ...jobOptions, jobId: finaliseJobId(chainId, epoch), delay: Math.min(delayMs, config.finaliseEveryMs) },
+    );
   }
 
   async function recordAction(key: string, kind: string, txHash: Hash | null, detail: object): Promise<void> {
@@ -251,7 +298,7 @@ async function startKeeperWith(
     return enqueueFinalise(next);
   }
 
-  async function finalise(epoch: bigint): Promise<string> {
+  async function finalise(epoch: bigint, follow?: { job: Job<JobData>; token: string | undefined }): Promise<string> {
     const key = finaliseJobId(chainId, epoch);
     const decision = finaliseDecision(await readSettlement(epoch), await chainTime(publicClient));
     if (decision.action === "done") {
@@ -269,15 +316,16 @@ async function startKeeperWith(
       return "already final";
     }
     if (decision.action === "nothing") return `nothing to finalise: settlement ${decision.status}`;
-    if (decision.action === "wait") return `challenge window open until ${decision.finalisableAt}`;
-
-    const [latest, pending] = await Promise.all([
-      publicClient.getTransactionCount({ address: account.address, blockTag: "latest" }),
-      publicClient.getTransactionCount({ address: account.address, blockTag: "pending" }),
-    ]);
-    if (pending > latest) {
-      throw new KeeperJobError(`the keeper account has ${pending - latest} transaction(s) pending: waiting for them`);
+    if (decision.action === "wait") {
+      if (follow === undefined) return `challenge window open until ${decision.finalisableAt}`;
+      // Chain time can jump (a test chain's evm_increaseTime): look again at least every scan period.
+      const seconds = decision.finalisableAt - (await chainTime(publicClient));
+      const delayMs = Math.min(Math.max(Number(seconds) * 1000, 0), config.finaliseEveryMs);
+      await follow.job.moveToDelayed(Date.now() + delayMs, follow.token);
+      throw new DelayedError();
     }
+
+    await assertNothingPending();
     let hash: Hash;
     try {
       const { request } = await publicClient.simulateContract({
@@ -340,7 +388,7 @@ async function startKeeperWith(
     return `${rows.length} matured`;
   }
 
-  async function notifyUnbonding(data: NonNullable<JobData["lock"]>, jobId: string): Promise<string> {
+  async function notifyUnbonding(data: LockData, jobId: string): Promise<string> {
     const lock: UnbondingLock = { ...data, withdrawableAt: BigInt(data.withdrawableAt) };
     const done = await db.query(
       "select 1 from unbonding_notifications where chain_id = $1 and node = $2 and staker = $3 and lock_id = $4",
@@ -371,22 +419,25 @@ async function startKeeperWith(
     return "notified";
   }
 
+  const handlers: Record<string, JobHandler> = {
+    "finalise-scan": async () => finaliseScan(),
+    finalise: async (job, token) =>
+      finalise(parseEpoch(job.data.epoch), job.data.follow === true ? { job, token } : undefined),
+    "unbonding-scan": async () => unbondingScan(),
+    "unbonding-notify": async (job) => {
+      const lock = job.data.lock as LockData | undefined;
+      if (lock === undefined) throw new KeeperJobError("unbonding-notify job without a lock");
+      return notifyUnbonding(lock, job.id ?? "");
+    },
+  };
+  for (const group of groups) Object.assign(handlers, group.handlers);
+
   const worker = new Worker<JobData>(
     QUEUE_NAME,
-    async (job: Job<JobData>) => {
-      switch (job.name) {
-        case "finalise-scan":
-          return finaliseScan();
-        case "finalise":
-          return finalise(parseEpoch(job.data.epoch));
-        case "unbonding-scan":
-          return unbondingScan();
-        case "unbonding-notify":
-          if (job.data.lock === undefined) throw new KeeperJobError("unbonding-notify job without a lock");
-          return notifyUnbonding(job.data.lock, job.id ?? "");
-        default:
-          throw new KeeperJobError(`unknown job ${job.name}`);
-      }
+    async (job: Job<JobData>, token?: string) => {
+      const handler = handlers[job.name];
+      if (handler === undefined) throw new KeeperJobError(`unknown job ${job.name}`);
+      return handler(job, token);
     },
     {
       connection,
@@ -467,6 +518,30 @@ async function startKeeperWith(
       res.status(503).json({ error: `cannot queue the job: ${(error as Error).message}` });
     }
   });
+  app.post("/jobs/close-epoch", async (_req, res) => {
+    if (config.epochMs === undefined) {
+      res.status(409).json({ error: "epoch close is off: set INFRAMESH_KEEPER_EPOCH_MS and the oracle settings" });
+      return;
+    }
+    try {
+      res.status(202).json(await epochs.closeNow());
+    } catch (error) {
+      res.status(503).json({ error: `cannot queue the job: ${(error as Error).message}` });
+    }
+  });
+  app.post("/jobs/sla-scan", async (_req, res) => {
+    if (config.slaEveryMs === undefined) {
+      res.status(409).json({ error: "the SLA watch is off: set INFRAMESH_KEEPER_SLA_EVERY_MS and the blob peer" });
+      return;
+    }
+    try {
+      // A random id: each trigger is a scan; the slashes it finds collapse into one job per evidence.
+      const job = await queue.add("sla-scan", {}, jobOptions);
+      res.status(202).json({ jobId: job.id });
+    } catch (error) {
+      res.status(503).json({ error: `cannot queue the job: ${(error as Error).message}` });
+    }
+  });
   // Malformed JSON and the like: a 400 saying so, never a 5xx.
   app.use(
     (error: Error & { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
@@ -491,6 +566,7 @@ async function startKeeperWith(
       await indexing;
       await worker.close();
       await queue.close();
+      for (const group of groups) await group.close?.();
       connection.disconnect();
       await db.close();
     },

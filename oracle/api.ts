@@ -14,7 +14,7 @@ import { addressSchema, bytes32Schema, receiptJsonSchema, type Receipt } from ".
 import { describeIssues } from "./config.ts";
 import { EpochError } from "./errors.ts";
 import type { OracleMetrics } from "./metrics.ts";
-import { epochNumberSchema, openApiDocument, signRequestSchema } from "./openapi.ts";
+import { closeRequestSchema, epochNumberSchema, openApiDocument, signRequestSchema } from "./openapi.ts";
 import type { ReceiptQueue } from "./queue.ts";
 import { checkInputHash } from "./rules/receipt.ts";
 import { batcher } from "./batcher.ts";
@@ -29,7 +29,7 @@ export interface ApiDeps {
   bodyLimitBytes: number;
   adminToken?: string | undefined;
   /** Closes (or drives) the epoch; absent when this process runs no settlement. */
-  closeEpoch?: () => Promise<EpochRow>;
+  closeEpoch?: (epoch?: bigint) => Promise<EpochRow>;
   /** Committee follower: checks a proposed settlement and signs it. */
   signEpoch?: (epoch: bigint, request: unknown) => Promise<{ signer: string; signature: string }>;
   ready: () => Promise<boolean>;
@@ -192,7 +192,11 @@ export function createApi(deps: ApiDeps): express.Express {
     res.json(receiptStatus(stored));
   });
 
-  app.post("/v1/epochs/close", async (req, res) => {
+  // The body is optional: none (or {}) closes the open epoch; { "epoch": "N" } closes N only if it
+  // is still the open one, else reports N's state, so a keeper repeating the call is a no-op.
+  const closeBody = express.json({ limit: 1024, strict: true, type: () => true });
+  // The token is checked before the body is read: without it, nothing about the body is answered.
+  const requireAdmin = async (req: Request, _res: Response, next: NextFunction) => {
     if (deps.adminToken === undefined || deps.closeEpoch === undefined)
       throw new ApiError(
         403,
@@ -206,7 +210,14 @@ export function createApi(deps: ApiDeps): express.Express {
     const { timingSafeEqual } = await import("node:crypto");
     if (given.length !== expected.length || !timingSafeEqual(given, expected))
       throw new ApiError(403, "forbidden", "wrong admin token");
-    res.json(epochJson(await deps.closeEpoch()));
+    next();
+  };
+  app.post("/v1/epochs/close", requireAdmin, closeBody, async (req, res) => {
+    const body = closeRequestSchema.safeParse(req.body ?? {});
+    if (!body.success)
+      throw new ApiError(400, "invalid_request", `${describeIssues(body.error)}: send {} or {"epoch": "<n>"}`);
+    const epoch = body.data.epoch === undefined ? undefined : BigInt(body.data.epoch);
+    res.json(epochJson(await deps.closeEpoch!(epoch)));
   });
 
   app.post("/v1/epochs/:n/sign", requireJson, jsonBody, async (req, res) => {

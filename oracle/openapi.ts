@@ -21,6 +21,14 @@ export const receiptStatusSchema = z.object({
 
 export const epochNumberSchema = z.string().regex(/^(0|[1-9][0-9]{0,18})$/, "an epoch is a non-negative integer");
 
+/** POST /v1/epochs/close: optionally the epoch the caller means (a number or a decimal string). */
+export const closeRequestSchema = z.strictObject({
+  epoch: z
+    .union([z.number().int().nonnegative().transform(String), epochNumberSchema])
+    .pipe(epochNumberSchema)
+    .optional(),
+});
+
 export const settlementJsonSchema = z.strictObject({
   epoch: z.string().regex(/^[0-9]{1,20}$/),
   earningsRoot: bytes32Schema,
@@ -90,9 +98,11 @@ export function openApiDocument(): Record<string, unknown> {
       },
       "/v1/epochs/close": {
         post: {
-          summary: "Close the open epoch (or drive the pending one); admin token",
+          summary:
+            'Close the open epoch (or drive the pending one); admin token. With {"epoch": "N"}: close N only if it is the open epoch, else report N\'s state',
           security: [{ bearer: [] }],
-          responses: { "200": { description: "the epoch" }, ...errors(401, 403, 409) },
+          requestBody: { required: false, content: json(closeRequestSchema) },
+          responses: { "200": { description: "the epoch" }, ...errors(400, 401, 403, 409) },
         },
       },
       "/v1/epochs/{n}/sign": {

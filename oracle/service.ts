@@ -152,7 +152,7 @@ export async function startOracle(config: OracleConfig, options: StartOptions = 
           (bytes) => new Uint8Array(bytes),
           () => undefined,
         ),
-      ...(roles.has("settlement") ? { closeEpoch: () => settler.closeEpoch() } : {}),
+      ...(roles.has("settlement") ? { closeEpoch: (epoch?: bigint) => settler.closeEpoch(epoch) } : {}),
       ...(committee
         ? {
             signEpoch: (epoch: bigint, request: unknown) =>

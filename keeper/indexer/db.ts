@@ -217,6 +217,15 @@ export const MIGRATIONS: readonly string[] = [
      notified_at   timestamptz not null default now(),
      primary key (chain_id, node, staker, lock_id)
    );`,
+  `create table sla_slashed_attempts (
+     chain_id      bigint not null,
+     attempt_id    text   not null,
+     node          text   not null,
+     sent_at       bigint not null,
+     evidence_hash text   not null,
+     primary key (chain_id, attempt_id)
+   );
+   create index sla_slashed_attempts_by_node on sla_slashed_attempts (chain_id, node, sent_at);`,
 ];
 
 async function migrate(db: Database): Promise<void> {

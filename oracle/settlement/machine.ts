@@ -59,15 +59,30 @@ export class EpochSettler {
   /**
    * Closes the open epoch: the latest unfinished epoch is driven first (a new one opens only after
    * it is funded); else the chain's next epoch is opened with every verified, unassigned receipt.
+   * With `epoch`: an epoch this oracle already has is driven like `tick` does and reported (a
+   * repeated close is a no-op); one it does not have is opened only if it is the chain's next.
    */
-  closeEpoch(): Promise<EpochRow> {
+  closeEpoch(epoch?: bigint): Promise<EpochRow> {
     return this.#serial(async () => {
+      if (epoch !== undefined) {
+        const row = await this.#d.store.getEpoch(epoch);
+        if (row !== undefined) {
+          if (row.state === "funded" || row.state === "voided") return row;
+          if (row.state === "building" && this.#d.committee && !(await this.#d.committee.isLeader())) return row;
+          return this.#drive(epoch);
+        }
+      }
       if (this.#d.committee && !(await this.#d.committee.isLeader()))
         throw new EpochError("not_leader", "this oracle does not lead the committee now; ask the leader");
       const latest = await this.#d.store.latestEpoch();
       if (latest !== undefined && latest.state !== "funded" && latest.state !== "voided")
         return this.#drive(latest.epoch);
       const next = await this.#d.chain.settlementNextEpoch();
+      if (epoch !== undefined && epoch !== next)
+        throw new EpochError(
+          "epoch_not_open",
+          `epoch ${epoch} is not the open epoch: the chain's next epoch is ${next}`,
+        );
       if (latest !== undefined && latest.epoch >= next && latest.state === "funded")
         throw new EpochError("chain_behind", `epoch ${latest.epoch} is funded here but the chain expects ${next}`);
       const opened = await this.#d.store.openEpoch(next);

@@ -105,6 +105,9 @@ async function startStandInOracle(): Promise<{ url: string; close(): Promise<voi
   };
 }
 
+/** Key prefix of the network's gateways in Redis. */
+const GATEWAY_PREFIX = "gw:";
+
 export interface InferenceNetwork {
   chain: LocalChain;
   redis: LocalRedis;
@@ -118,6 +121,8 @@ export interface InferenceNetwork {
   modelId: bigint;
   deploymentFile: string;
   oracleUrl: string;
+  /** The gateways' Redis key prefix (what the keeper's SLA watch reads). */
+  gatewayPrefix: string;
   wallet(account: PrivateKeyAccount): StakingWallet;
   /** A new operator key (encrypted keystore), funded, registered and self-staked with `stakeTokens`. */
   addOperator(stakeTokens: bigint): Promise<Operator>;
@@ -225,6 +230,7 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
       deploymentFile,
       oracleUrl: oracle.url,
       blobPeerUrl: peer.url,
+      gatewayPrefix: GATEWAY_PREFIX,
       wallet,
       async addOperator(stakeTokens) {
         const keystore = path.join(work, `operator-${randomBytes(4).toString("hex")}.json`);
@@ -318,7 +324,7 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
           {
             listen: { host: "127.0.0.1", port: 0 },
             chain: { rpc_url: chain.rpcUrl, deployment: deploymentFile },
-            redis: { url: redis.url, prefix: "gw:" },
+            redis: { url: redis.url, prefix: GATEWAY_PREFIX },
             block_poll_ms: 100,
             log_level: "silent",
             ...overrides,

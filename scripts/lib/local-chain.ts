@@ -153,12 +153,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** One JSON-RPC call over HTTP. */
+/**
+ * One JSON-RPC call over HTTP. hardhat node closes idle keep-alive sockets; fetch then fails with
+ * "other side closed" before the request was read, so that one failure is retried once.
+ */
 export async function rpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  const send = () =>
+    fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+    });
+  const response = await send().catch((error: Error & { cause?: { message?: string } }) => {
+    if (error.cause?.message !== "other side closed") throw error;
+    return send();
   });
   const body = (await response.json()) as { result?: unknown; error?: { message: string } };
   if (body.error !== undefined) throw new LocalChainError(`${method}: ${body.error.message}`);

@@ -5,20 +5,23 @@
 // child agent is SIGKILLed midway and the gateway fails over; it is restarted and its outbox
 // delivers what it still held. The oracle verifies every receipt, settles the epoch on chain,
 // the challenge window passes, the debits are collected and every node claims with the proof the
-// oracle serves. The killed node is slashed for the jobs it dropped, with the evidence published.
+// oracle serves. Epochs are closed by the keeper on a short period (no hand-made close), and the
+// keeper slashes the killed node for the jobs it dropped, from the gateway's attempt records, with
+// the evidence published to the blob store.
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
 import path from "node:path";
 
+import { pino } from "pino";
 import { formatUnits, parseAbi, sha256, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 import { encodeInferInput } from "../../models/simplenet/contract.ts";
 import { parseOracleConfig } from "../../oracle/config.ts";
 import { startOracle } from "../../oracle/service.ts";
-import { putBlob } from "../../sdk/blob/upload.ts";
+import { keeperConfig } from "../../keeper/config.ts";
+import { startKeeper } from "../../keeper/service.ts";
 import { deposit } from "../../sdk/escrow.ts";
-import { readStakerPosition, slash, stake, transferStakeToken } from "../../sdk/staking.ts";
+import { readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
 import { DEPLOYER_KEY, SIMPLENET_PRICE, TOKEN, startInferenceNetwork, type RunningAgent } from "./inference-network.ts";
 import { rpc } from "./local-chain.ts";
 import { formatSection, formatTable } from "./table.ts";
@@ -27,6 +30,14 @@ const CALLS = 100;
 const KILL_AT = 50;
 const CONCURRENCY = 4;
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
+/** The keeper's epoch period in the demo: short, so the run does not wait. */
+const KEEPER_EPOCH_MS = 1_000;
+/** node-c's SLA slash: 1% of its slashable stake (10,000 INFRA), so 100 INFRA. */
+const SLA_SLASH_BPS = 100;
+const epochSettlementAbi = parseAbi(["function nextEpoch() view returns (uint64)"]);
+const slashedEventAbi = parseAbi([
+  "event Slashed(address indexed node, bytes32 indexed evidenceHash, uint256 amount, uint256 fromActive, uint256 fromUnbonding, uint256 burned, uint256 redistributed, uint64 jailedUntil)",
+]);
 const rewardClaimsAbi = parseAbi([
   "function claim(address account, uint256 cumulativeAmount, bytes32[] proof) returns (uint256 amount)",
   "function claimed(address account) view returns (uint256)",
@@ -176,17 +187,50 @@ export async function runNetworkScenario(
   });
   console.log(`  oracle: ${JSON.stringify(verified)}`);
 
-  say("Epoch settlement: close, post, challenge window, finalise, collect debits, claim");
-  const closed = await fetch(`${oracle.url}/v1/epochs/close`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  const epoch = (await closed.json()) as { epoch: string; state: string; error?: string; reason?: string };
-  if (closed.status !== 200) throw new Error(`closing the epoch failed: ${epoch.error}: ${epoch.reason}`);
-  await waitFor("the settlement to be posted", async () => {
+  say("Keeper: closes an epoch every second, finalises what it closed, and watches the gateway's SLA records");
+  const epoch = {
+    epoch: String(
+      await publicClient.readContract({
+        address: record.contracts.epochSettlement.address,
+        abi: epochSettlementAbi,
+        functionName: "nextEpoch",
+      }),
+    ),
+  };
+  const keeper = await startKeeper(
+    keeperConfig({
+      INFRAMESH_NETWORK: "localhost",
+      INFRAMESH_DEPLOYMENTS_DIR: path.dirname(net.deploymentFile),
+      INFRAMESH_RPC_URL: net.chain.rpcUrl,
+      INFRAMESH_DATA_DIR: path.join(net.work, "keeper"),
+      INFRAMESH_CONFIRMATIONS: "0",
+      INFRAMESH_INDEXER_POLL_MS: "500",
+      REDIS_URL: net.redis.url,
+      // The deployer holds SLASHER_ROLE (deploy parameter `slasher`, default the deployer).
+      INFRAMESH_KEEPER_KEY: DEPLOYER_KEY,
+      INFRAMESH_KEEPER_PORT: "0",
+      INFRAMESH_KEEPER_FINALISE_EVERY_MS: "500",
+      INFRAMESH_KEEPER_BACKOFF_MS: "200",
+      INFRAMESH_KEEPER_LOCK_MS: "10000",
+      INFRAMESH_KEEPER_EPOCH_MS: String(KEEPER_EPOCH_MS),
+      INFRAMESH_KEEPER_ORACLE_URLS: oracle.url,
+      INFRAMESH_KEEPER_ORACLE_ADMIN_TOKEN: ADMIN_TOKEN,
+      INFRAMESH_KEEPER_SLA_EVERY_MS: "500",
+      INFRAMESH_KEEPER_GATEWAY_PREFIX: net.gatewayPrefix,
+      INFRAMESH_KEEPER_BLOB_PEER_URL: net.blobPeerUrl,
+      INFRAMESH_KEEPER_SLASH_BPS: String(SLA_SLASH_BPS),
+      INFRAMESH_KEEPER_INCIDENT_WINDOW_MS: "2000",
+      INFRAMESH_KEEPER_SLA_GRACE_MS: "1000",
+    }),
+    pino({ level: "silent" }),
+  );
+  cleanups.push(() => keeper.stop());
+  console.log(`  keeper ${keeper.url}: epoch period ${KEEPER_EPOCH_MS} ms, SLA scan every 500 ms`);
+  await waitFor("the keeper's close to be posted", async () => {
     const row = await getJson<{ state: string }>(`${oracle.url}/v1/epochs/${epoch.epoch}`);
     return ["posted", "final", "funded"].includes(row.state) ? true : undefined;
   });
+  console.log(`  epoch ${epoch.epoch} closed by the keeper and posted by the oracle; the challenge window passes`);
   await rpc(net.chain.rpcUrl, "evm_increaseTime", [Number(record.parameters.challengeWindow ?? 86_400) + 1]);
   await rpc(net.chain.rpcUrl, "evm_mine", []);
   const funded = await waitFor("the settlement to be final and funded", async () => {
@@ -242,30 +286,32 @@ export async function runNetworkScenario(
       `(+${delegatorAfter - delegatorBefore} wei from node-a's claim)`,
   );
 
-  say("SLA violation: node-c dropped jobs when it was killed; the slasher publishes the evidence and slashes");
-  const evidence = Buffer.from(
-    JSON.stringify({
-      kind: "sla_violation",
-      node: nodeC.operator.account.address,
-      reason: "stopped answering while routed jobs (process killed); the gateway failed its calls over",
-      killed_at_call: KILL_AT,
-    }),
-  );
-  const evidenceFile = path.join(net.work, "evidence.json");
-  await writeFile(evidenceFile, evidence);
-  const evidenceSha = sha256(evidence);
-  await putBlob(net.blobPeerUrl, evidenceSha.slice(2), evidenceFile);
-  const slashAmount = 100n * TOKEN;
-  const slashed = await slash(
-    net.staking,
-    net.deployer,
-    nodeC.operator.account.address as Address,
-    slashAmount,
-    evidenceSha,
-  );
+  say("SLA violation: node-c dropped jobs when it was killed; the keeper publishes the evidence and slashes");
+  const nodeCAddress = nodeC.operator.account.address as Address;
+  const slashLog = await waitFor("the keeper's slash of node-c", async () => {
+    const logs = await publicClient.getContractEvents({
+      address: record.contracts.nodeStaking.address,
+      abi: slashedEventAbi,
+      eventName: "Slashed",
+      args: { node: nodeCAddress },
+      fromBlock: 0n,
+    });
+    return logs[0];
+  });
+  const { amount: slashAmount, evidenceHash } = slashLog.args as { amount: bigint; evidenceHash: Hex };
+  const evidence = await fetch(`${net.blobPeerUrl}/blob/${evidenceHash.slice(2)}`);
+  if (evidence.status !== 200) throw new Error(`the slash evidence ${evidenceHash} is not in the blob store`);
+  const evidenceBytes = new Uint8Array(await evidence.arrayBuffer());
+  if (sha256(evidenceBytes) !== evidenceHash)
+    throw new Error(`the published evidence does not hash to ${evidenceHash}`);
+  const document = JSON.parse(new TextDecoder().decode(evidenceBytes)) as {
+    attempts: Array<{ violation: string }>;
+  };
+  const kinds = document.attempts.map((a) => a.violation).join(", ");
   console.log(
-    `  slashed node-c ${amount(slashAmount)} INFRA for evidence sha256 ${evidenceSha} (published to the blob store), ` +
-      `gas ${slashed.gasUsed}`,
+    `  the keeper slashed node-c ${amount(slashAmount)} INFRA for evidence sha256 ${evidenceHash} ` +
+      `(published to the blob store: ${document.attempts.length} unanswered call(s) in one incident: ${kinds}), ` +
+      `tx ${slashLog.transactionHash}`,
   );
   console.log(
     `\nNetwork summary: ${CALLS} calls, ${answered} answered (failover past the killed node), ` +

@@ -250,6 +250,22 @@ describe("gateway (real agents, chain, Redis)", function () {
         "some calls failed over",
       ).to.equal(true);
       expect(await victim.process!.exited).to.deep.include({ signal: "SIGKILL" });
+      // Each forward is recorded for the keeper's SLA watch: the calls the victim took and dropped
+      // (or could not take) are failed attempts, with the client-signed work unit kept beside them.
+      const victimId = victim.operator.account.address;
+      const victimFaults = async () => (await g1.store.attemptsToCheck(Date.now())).filter((r) => r.node === victimId);
+      await waitFor("the victim's failed attempts to be recorded", async () => {
+        const records = await victimFaults();
+        return records.length > 0 && records.every((r) => r.status === "failed");
+      });
+      for (const record of await victimFaults()) {
+        expect(["dropped", "unreachable", "timeout"], JSON.stringify(record)).to.include(record.failure);
+        expect(record.deadline - record.sent_at).to.be.greaterThan(0);
+        expect(record.work_unit_hash).to.match(/^0x[0-9a-f]{64}$/);
+        const signed = await g1.store.signedWorkUnit(record.job_id);
+        expect(signed?.work_unit.job_id, "the signed work unit is kept").to.equal(record.job_id);
+        expect(signed?.client_signature).to.match(/^0x[0-9a-f]{130}$/);
+      }
       await waitFor(
         "the dead node's heartbeat to expire",
         async () => !(await nodesOf(g1)).includes(victim.operator.account.address),

@@ -9,13 +9,17 @@ import path from "node:path";
 
 import { Queue } from "bullmq";
 import { expect } from "chai";
-import { toFunctionSelector, type Address } from "viem";
+import { Redis } from "ioredis";
+import { parseAbi, sha256, toFunctionSelector, type Address, type Hex } from "viem";
 
+import { NodeStateStore, type AttemptRecord } from "../../gateway/node-state.ts";
+import { evidenceDigest, type DissentEvidence } from "../../gateway/quorum.ts";
 import { epochSettlementAbi as keeperSettlementAbi } from "../../keeper/jobs.ts";
 import { openDatabase } from "../../keeper/indexer/db.ts";
 import { QUEUE_NAME } from "../../keeper/service.ts";
 import { PROJECT_ROOT, freePort, spawnGroup, type ProcessGroup } from "../../scripts/lib/local-chain.ts";
 import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
+import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import {
   DEV_KEYS,
   postSettlement,
@@ -31,6 +35,10 @@ const KEEPER_KEY = DEV_KEYS[4];
 const KEEPER_ADDRESS = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65";
 const DAY = 86_400;
 const FINALISE_SELECTOR = toFunctionSelector("finalise(uint64)");
+const GATEWAY_PREFIX = "gw-keeper-test:";
+const slashedEventAbi = parseAbi([
+  "event Slashed(address indexed node, bytes32 indexed evidenceHash, uint256 amount, uint256 fromActive, uint256 fromUnbonding, uint256 burned, uint256 redistributed, uint64 jailedUntil)",
+]);
 
 interface Hook {
   body: Record<string, unknown>;
@@ -183,6 +191,14 @@ describe("keeper (hardhat node, redis-server)", function () {
     expect(((await bad.json()) as { error: string }).error).to.equal(
       'epoch must be a whole number below 2^64, got "-1": send {"epoch": "<n>"}',
     );
+    for (const [route, what] of [
+      ["close-epoch", "epoch close is off: set INFRAMESH_KEEPER_EPOCH_MS and the oracle settings"],
+      ["sla-scan", "the SLA watch is off: set INFRAMESH_KEEPER_SLA_EVERY_MS and the blob peer"],
+    ] as const) {
+      const off = await fetch(`${keeperUrl}/jobs/${route}`, { method: "POST" });
+      expect(off.status, route).to.equal(409);
+      expect(await off.json()).to.deep.equal({ error: what });
+    }
     const malformed = await trigger("{not json");
     expect(malformed.status).to.equal(400);
     expect(((await malformed.json()) as { error: string }).error).to.match(/^bad request: /);
@@ -332,5 +348,219 @@ describe("keeper (hardhat node, redis-server)", function () {
     expect(output).to.include("INFRAMESH_KEEPER_KEY is not set: the keeper account's key (0x + 64 hex)");
     expect(output).to.include("REDIS_URL must be a redis: or rediss: URL");
     expect(output).to.include('INFRAMESH_KEEPER_ATTEMPTS must be a whole number ≥ 1, got \\"0\\"');
+  });
+  // ------------------------------------------------------------------ SLA watch and slashes
+  //
+  // A keeper with the deployer's key (it holds SLASHER_ROLE) reads attempt records written by the
+  // gateway's own store (NodeStateStore) into the test's Redis, as a gateway whose node was killed
+  // mid-run would: several calls dropped at once, one incident, one slash.
+
+  describe("SLA watch", function () {
+    let blob: BlobServer;
+    let gatewayRedis: Redis;
+    let gatewayStore: NodeStateStore;
+    let node: Address;
+    let fromBlock: bigint;
+    let nextJob = 1;
+
+    const slaEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+      INFRAMESH_KEEPER_KEY: DEV_KEYS[0],
+      INFRAMESH_KEEPER_SLA_EVERY_MS: "300",
+      INFRAMESH_KEEPER_GATEWAY_PREFIX: GATEWAY_PREFIX,
+      INFRAMESH_KEEPER_BLOB_PEER_URL: blob.url,
+      INFRAMESH_KEEPER_INCIDENT_WINDOW_MS: "2000",
+      INFRAMESH_KEEPER_SLA_GRACE_MS: "500",
+      INFRAMESH_KEEPER_SLASH_BPS: "100",
+      INFRAMESH_DATA_DIR: path.join(deployed.dir, "keeper-sla-db"),
+      ...extra,
+    });
+
+    /** `count` calls to `node` that it took and dropped, `agoMs` ago, as the gateway records them. */
+    async function droppedCalls(count: number, agoMs: number): Promise<AttemptRecord[]> {
+      const records: AttemptRecord[] = [];
+      const sentAt = Date.now() - agoMs;
+      for (let i = 0; i < count; i++) {
+        const jobId = `0x${(nextJob++).toString(16).padStart(64, "0")}` as Hex;
+        const record: AttemptRecord = {
+          job_id: jobId,
+          work_unit_hash: sha256(jobId),
+          node,
+          sent_at: sentAt + i * 30,
+          deadline: sentAt + i * 30 + 2_000,
+          status: "sent",
+        };
+        await gatewayStore.recordAttemptSent(record, {
+          work_unit: {
+            job_id: jobId,
+            model_ref: { model_id: 1, version: 0 },
+            input_hash: sha256(`0x${"00".repeat(16)}`),
+            requested_by: deployed.wallet(2).account.address,
+            expires_at: Math.floor(sentAt / 1000) + 300,
+            max_fee: "25",
+          },
+          client_signature: `0x${"11".repeat(65)}`,
+        });
+        const failed: AttemptRecord = {
+          ...record,
+          status: "failed",
+          failure: "dropped",
+          reason: "socket hang up",
+          finished_at: record.sent_at + 5,
+        };
+        await gatewayStore.recordAttemptOutcome(failed);
+        records.push(failed);
+      }
+      return records;
+    }
+
+    async function slashesOfNode(): Promise<Array<{ evidenceHash: Hex; amount: bigint }>> {
+      const logs = await deployed.publicClient.getContractEvents({
+        address: deployed.record.contracts.nodeStaking.address,
+        abi: slashedEventAbi,
+        eventName: "Slashed",
+        args: { node },
+        fromBlock,
+      });
+      return logs.map((l) => l.args as { evidenceHash: Hex; amount: bigint });
+    }
+
+    const waitSlashes = (n: number) =>
+      until(`${n} slash(es) of the node`, async () => {
+        const slashes = await slashesOfNode();
+        return slashes.length >= n ? slashes : undefined;
+      });
+
+    const scan = () => fetch(`${keeperUrl}/jobs/sla-scan`, { method: "POST" });
+
+    before(async function () {
+      await stopKeeper();
+      blob = await startBlobServer({ dir: path.join(deployed.dir, "blobs") });
+      gatewayRedis = new Redis(redis.url);
+      gatewayRedis.on("error", () => {}); // the Redis restart below: it reconnects
+      gatewayStore = new NodeStateStore(gatewayRedis, GATEWAY_PREFIX);
+      node = deployed.wallet(1).account.address;
+      fromBlock = (await deployed.publicClient.getBlockNumber({ cacheTime: 0 })) + 1n;
+    });
+
+    after(async function () {
+      await stopKeeper();
+      gatewayRedis?.disconnect();
+      await blob?.close();
+    });
+
+    it("slashes once for calls dropped together, with the evidence published, however often the scan fires", async function () {
+      const records = await droppedCalls(4, 60_000);
+      keeper = await startKeeperProcess(slaEnv());
+      const answers = await Promise.all(Array.from({ length: 10 }, () => scan()));
+      for (const answer of answers) expect(answer.status).to.equal(202);
+      const [slashed] = await waitSlashes(1);
+      await sleep(2_000); // more scans, scheduled and triggered
+      for (let i = 0; i < 10; i++) expect((await scan()).status).to.equal(202);
+      await sleep(1_500);
+      expect(await slashesOfNode()).to.have.length(1);
+
+      const published = await fetch(`${blob.url}/blob/${slashed!.evidenceHash.slice(2)}`);
+      expect(published.status).to.equal(200);
+      const bytes = new Uint8Array(await published.arrayBuffer());
+      expect(sha256(bytes)).to.equal(slashed!.evidenceHash);
+      const evidence = JSON.parse(new TextDecoder().decode(bytes)) as {
+        kind: string;
+        node: string;
+        attempts: Array<{ violation: string; attempt: AttemptRecord; client_signature?: string }>;
+      };
+      expect(evidence).to.deep.include({ kind: "sla-violation", node });
+      expect(evidence.attempts.map((a) => a.attempt.job_id)).to.deep.equal(records.map((r) => r.job_id));
+      expect(evidence.attempts.every((a) => a.violation === "dropped" && a.client_signature !== undefined)).to.equal(
+        true,
+      );
+      const metrics = await (await fetch(`${keeperUrl}/metrics`)).text();
+      expect(metrics).to.match(/inframesh_keeper_slashes_total\{kind="sla-violation"\} 1/);
+    });
+
+    it("does not slash again for the same attempts after a Redis restart", async function () {
+      const before = await slashesOfNode();
+      const records = await gatewayStore.attemptsToCheck(Date.now());
+      await redis.restart(); // the queue, its schedulers and the gateway's records are gone
+      for (const record of records) await gatewayStore.recordAttemptOutcome(record); // a gateway writes them back
+      await until("the schedulers to be back", async () => {
+        const queue = new Queue(QUEUE_NAME, { connection: { url: redis.url } });
+        try {
+          const ids = (await queue.getJobSchedulers()).map((j) => j.key);
+          return ids.includes("sla-scan") ? true : undefined;
+        } finally {
+          await queue.close();
+        }
+      });
+      for (let i = 0; i < 3; i++) expect((await scan()).status).to.equal(202);
+      await sleep(2_000);
+      expect(await slashesOfNode()).to.deep.equal(before);
+    });
+
+    it("retries through a 30 s RPC outage and slashes once", async function () {
+      this.timeout(180_000);
+      await droppedCalls(3, 40_000);
+      await proxy.stop();
+      expect((await scan()).status).to.equal(202);
+      await sleep(30_000);
+      expect(await slashesOfNode()).to.have.length(1);
+      await proxy.start();
+      await waitSlashes(2);
+      await sleep(1_500);
+      expect(await slashesOfNode()).to.have.length(2);
+      const metrics = await (await fetch(`${keeperUrl}/metrics`)).text();
+      const failures = /inframesh_keeper_job_failures_total\{job="slash"\} (\d+)/.exec(metrics);
+      expect(Number(failures?.[1] ?? 0), "the slash job failed while the RPC was down").to.be.greaterThan(0);
+    });
+
+    it("slashes a quorum dissenter once for the evidence the gateway recorded", async function () {
+      const before = (await slashesOfNode()).length;
+      const jobId = `0x${(nextJob++).toString(16).padStart(64, "0")}` as Hex;
+      const dissent: DissentEvidence = {
+        kind: "quorum-dissent",
+        job_id: jobId,
+        node,
+        output_hash: sha256("0x01"),
+        majority_output_hash: sha256("0x02"),
+        majority_nodes: [deployed.wallet(3).account.address],
+        majority_stake: "20000000000000000000000",
+        dissent_stake: "10000000000000000000000",
+        work_unit: {
+          job_id: jobId,
+          model_ref: { model_id: 1, version: 0 },
+          input_hash: sha256("0x00"),
+          requested_by: deployed.wallet(2).account.address,
+          expires_at: Math.floor(Date.now() / 1000) + 300,
+          max_fee: "25",
+        },
+        client_signature: `0x${"11".repeat(65)}`,
+        proof_of_serving: { job_id: jobId, node_id: node, output_hash: sha256("0x01") } as never,
+        recorded_at: Date.now(),
+      };
+      expect(await gatewayStore.recordEvidence(evidenceDigest(dissent), dissent)).to.equal(true);
+      for (let i = 0; i < 5; i++) expect((await scan()).status).to.equal(202);
+      const slashes = await waitSlashes(before + 1);
+      await sleep(1_500);
+      expect(await slashesOfNode()).to.have.length(before + 1);
+      const published = await fetch(`${blob.url}/blob/${slashes[before]!.evidenceHash.slice(2)}`);
+      const document = JSON.parse(await published.text()) as Record<string, unknown>;
+      expect(document).to.deep.include({ kind: "quorum-dissent", node, job_id: jobId, chain_id: 31337 });
+      expect(document).to.not.have.property("recorded_at");
+    });
+
+    it("does not slash again after being killed between sending and recording", async function () {
+      await stopKeeper();
+      await droppedCalls(2, 20_000);
+      keeper = await startKeeperProcess(slaEnv({ INFRAMESH_KEEPER_TEST_CRASH_AFTER_SEND: "1" }));
+      const crashed = await keeper.exited;
+      expect(crashed.signal, keeper.output()).to.equal("SIGKILL");
+      keeper = undefined;
+      expect(await slashesOfNode()).to.have.length(4);
+      keeper = await startKeeperProcess(slaEnv());
+      await until("the slash job to run again", async () =>
+        keeper!.output().includes('"result":"already slashed"') ? true : undefined,
+      );
+      await sleep(1_500);
+      expect(await slashesOfNode()).to.have.length(4);
+    });
   });
 });

@@ -196,12 +196,51 @@ describe("oracle pipeline (real chain, Redis, PGlite)", function () {
     for (const r of await oracle.store.epochReceipts(0n)) expect((await statusOf(r.jobId)).status).to.equal("settled");
   });
 
+  it("closes a named epoch only while it is the open one: a repeated close reports its state", async function () {
+    const close = (body: string) =>
+      fetch(`${oracle.url}/v1/epochs/close`, {
+        method: "POST",
+        headers: { ...ADMIN, "content-type": "application/json" },
+        body,
+      });
+    const repeats = await Promise.all(Array.from({ length: 10 }, () => close(JSON.stringify({ epoch: "0" }))));
+    for (const res of repeats) {
+      expect(res.status).to.equal(200);
+      expect(await res.json()).to.include({ epoch: "0", state: "funded" });
+    }
+    expect(await (await close(JSON.stringify({ epoch: 0 }))).json()).to.include({ epoch: "0", state: "funded" });
+    const ahead = await close(JSON.stringify({ epoch: "5" }));
+    expect(ahead.status).to.equal(409);
+    expect(await ahead.json()).to.deep.equal({
+      error: "epoch_not_open",
+      reason: "epoch 5 is not the open epoch: the chain's next epoch is 1",
+    });
+    const empty = await close(JSON.stringify({ epoch: "1" }));
+    expect(empty.status).to.equal(409);
+    expect(await empty.json()).to.include({ error: "nothing_to_settle" });
+    for (const bad of ['{"epoch": "-1"}', '{"epoch": 1.5}', '{"epoch": "1", "extra": 1}', "[1]"]) {
+      const res = await close(bad);
+      expect(res.status, bad).to.equal(400);
+      const json = (await res.json()) as { error: string; reason: string };
+      expect(json.error, bad).to.equal("invalid_request");
+      expect(json.reason, bad).to.include('send {} or {"epoch": "<n>"}');
+    }
+    expect((await oracle.store.getEpoch(1n))?.state).to.equal(undefined);
+  });
+
   it("refuses to close an epoch with nothing to settle, and without the admin token", async function () {
     const res = await fetch(`${oracle.url}/v1/epochs/close`, { method: "POST", headers: ADMIN });
     expect(res.status).to.equal(409);
     expect(await res.json()).to.include({ error: "nothing_to_settle" });
     const anon = await fetch(`${oracle.url}/v1/epochs/close`, { method: "POST" });
     expect(anon.status).to.equal(401);
+    // Without the token nothing about the body is answered, not even that it is malformed.
+    const anonBad = await fetch(`${oracle.url}/v1/epochs/close`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    expect(anonBad.status).to.equal(401);
     const wrong = await fetch(`${oracle.url}/v1/epochs/close`, {
       method: "POST",
       headers: { authorization: "Bearer nope" },
