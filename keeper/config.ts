@@ -5,6 +5,7 @@ import path from "node:path";
 import { z } from "zod";
 
 import { PROJECT_ROOT } from "../scripts/lib/local-chain.ts";
+import { samplingConfig, type SamplingConfig } from "./sampling/config.ts";
 
 /** The configuration is not usable; the message names each variable and what is wrong with it. */
 export class ConfigError extends Error {
@@ -134,6 +135,8 @@ export interface KeeperConfig extends IndexerConfig {
   /** How long a job's lock lives: a crashed worker's job runs again after this. */
   lockMs: number;
   webhookUrl: string | undefined;
+  /** Validator sampling (docs/keeper.md); fraction 0: off. */
+  sampling: SamplingConfig;
 }
 
 /** The keeper's configuration from `env` (the indexer's plus its own). Pure. */
@@ -147,7 +150,9 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
   }
   const parsed = keeperEnv.safeParse(env);
   if (!parsed.success) problems.push(issues(parsed.error));
-  if (problems.length > 0 || indexer === undefined || !parsed.success) {
+  const sampling = samplingConfig(env);
+  problems.push(...sampling.problems);
+  if (problems.length > 0 || indexer === undefined || !parsed.success || sampling.config === undefined) {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
   const e = parsed.data;
@@ -163,5 +168,6 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
     backoffMs: e.INFRAMESH_KEEPER_BACKOFF_MS,
     lockMs: e.INFRAMESH_KEEPER_LOCK_MS,
     webhookUrl: e.INFRAMESH_UNBONDING_WEBHOOK_URL,
+    sampling: sampling.config,
   };
 }

@@ -25,6 +25,7 @@ import type { KeeperConfig } from "./config.ts";
 import { openDatabase, type Database } from "./indexer/db.ts";
 import { Indexer, readCursor } from "./indexer/indexer.ts";
 import { followedContracts } from "./indexer/logic.ts";
+import { startSampling } from "./sampling/worker.ts";
 import {
   epochSettlementAbi,
   finaliseDecision,
@@ -422,6 +423,20 @@ async function startKeeperWith(
     await indexing;
   });
   await ensureSchedulers();
+  const sampling = await startSampling({
+    ...config,
+    chainId,
+    record,
+    publicClient,
+    wallet,
+    account,
+    connection,
+    redisUrl: config.redisUrl,
+    db,
+    registry: metrics.registry,
+    logger,
+  });
+  cleanups.push(() => sampling.stop());
 
   const app = express();
   app.use(express.json({ limit: "4kb" }));
@@ -489,6 +504,7 @@ async function startKeeperWith(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       stopIndexer.abort();
       await indexing;
+      await sampling.stop();
       await worker.close();
       await queue.close();
       connection.disconnect();
