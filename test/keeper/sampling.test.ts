@@ -202,6 +202,12 @@ describe("keeper validator sampling (real chain, agents, gateway, Redis)", funct
       await until("the gateway to keep the job", async () => gateway.store.servedJob(cheat.jobId));
       for (const agent of honest) await net.heartbeatOnce(agent, [gateway.url]);
       await startSamplingKeeper("gw:", "1");
+      // The trigger fired several times while the scan queues the same check: under the check's
+      // job id (collapsed) and under other ids (each runs, one after the other).
+      for (let i = 0; i < 3; i++) {
+        await queue.add("sample", { jobId: cheat.jobId }, { jobId: sampleJobId(net.record.chainId, cheat.jobId) });
+        await queue.add("sample", { jobId: cheat.jobId });
+      }
     });
 
     it("catches the dishonest node and slashes it once, citing published evidence of signed answers", async function () {
