@@ -2,6 +2,7 @@
 // given a database), reads every protocol event from it, fetches each settled epoch's receipt
 // batch (blob peers, then the oracle's API), reads the contracts' views at the indexed block, and
 // hands everything to the pure checks (settlement.ts, balances.ts).
+import type { ZkRequirement } from "../oracle/rules/zk.ts";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -189,7 +190,7 @@ export function settlementsFromEvents(events: readonly AuditEvent[]): PostedSett
 export function modelHistory(events: readonly AuditEvent[]): ModelHistory {
   const prices = new Map<string, Set<bigint>>();
   const publishers = new Map<string, Set<Address>>();
-  const zkVerifiers = new Map<string, Address | null>();
+  const zkVerifiers = new Map<string, ZkRequirement | null>();
   const addTo = <V>(m: Map<string, Set<V>>, k: string, v: V) => {
     let s = m.get(k);
     if (!s) m.set(k, (s = new Set()));
@@ -210,7 +211,14 @@ export function modelHistory(events: readonly AuditEvent[]): ModelHistory {
         const key = versionKey(a.modelId as string, a.version as string);
         addTo(prices, key, big(input.price));
         const zk = getAddress(input.zkVerifier as string);
-        zkVerifiers.set(key, BigInt(zk) === 0n ? null : zk);
+        // The verifier's weights commitment is not in the event; the proof is still checked
+        // against the recorded verifier and verifying-key hash.
+        zkVerifiers.set(
+          key,
+          BigInt(zk) === 0n
+            ? null
+            : { verifier: zk, verifyingKeyHash: input.verifyingKeyHash as Hex, weightsCommitment: null },
+        );
         break;
       }
       case "MatureModelSet":

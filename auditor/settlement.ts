@@ -7,6 +7,7 @@
 // does not keep; the auditor takes the settlement's `redistributedSlash` as that input and checks
 // its split (in the earnings root), and separately (balances.ts) that all redistributed slash was
 // really received from NodeStaking.
+import type { ZkRequirement } from "../oracle/rules/zk.ts";
 import { type Address, type Hex, type TypedDataDomain, getAddress, sha256 } from "viem";
 
 import type { Debit, EarningsEntry } from "../sdk/earnings.ts";
@@ -39,7 +40,7 @@ export interface ModelHistory {
   /** Every publisher a model has had, keyed by model id. */
   publishers: ReadonlyMap<string, ReadonlySet<Address>>;
   /** The zk verifier a version names (null: none), keyed `modelId/version`. */
-  zkVerifiers: ReadonlyMap<string, Address | null>;
+  zkVerifiers: ReadonlyMap<string, ZkRequirement | null>;
 }
 
 export const versionKey = (modelId: bigint | number | string, version: bigint | number | string) =>

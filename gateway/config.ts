@@ -81,6 +81,22 @@ export const gatewayConfigSchema = z.strictObject({
       max_future_ms: z.number().int().min(0).max(600_000).default(5_000),
     })
     .default({ max_age_ms: 15_000, max_future_ms: 5_000 }),
+  /**
+   * Validator sampling (docs/keeper.md): how long each served job (input, signed work unit, proof)
+   * stays in Redis for the keeper to re-run; 0 keeps nothing (sampling cannot run).
+   */
+  sampling: z
+    .strictObject({
+      retain_ms: z
+        .number()
+        .int()
+        .min(0)
+        .max(7 * 86_400_000)
+        .default(0),
+      /** Served-job ids kept in the stream the keeper reads (approximate, trimmed by Redis). */
+      stream_max: z.number().int().min(100).max(10_000_000).default(100_000),
+    })
+    .default({ retain_ms: 0, stream_max: 100_000 }),
   /** Seconds a work unit signed by the gateway stays valid. */
   work_unit_ttl_s: z.number().int().min(5).max(86_400).default(300),
   /** Default bucket per API key and per client account of signed work units. */

@@ -7,7 +7,7 @@
 import type { Redis } from "ioredis";
 import { getAddress, type Address, type Hex } from "viem";
 
-import type { WorkUnitJson } from "../sdk/receipt.ts";
+import type { ProofOfServingJson, WorkUnitJson } from "../sdk/receipt.ts";
 import type { Heartbeat } from "./heartbeat.ts";
 import { RedisWriteBatch, type PipelinedWrite } from "./write-batch.ts";
 import type { DissentEvidence } from "./quorum.ts";
@@ -89,6 +89,17 @@ export function attemptFailureOf(error: Error & { code?: string }): AttemptFailu
 /** The Redis id of an attempt: a job goes to a node at most once. */
 export function attemptId(jobId: string, node: string): string {
   return `${jobId.toLowerCase()}:${node.toLowerCase()}`;
+}
+
+/**
+ * A job one node served, kept for the keeper's validator sampling: the client's signed work unit
+ * (with the input bytes, which the re-run needs) and the node's signed proof of serving.
+ */
+export interface ServedJob {
+  work_unit: WorkUnitJson;
+  client_signature: string;
+  proof_of_serving: ProofOfServingJson;
+  served_at: number;
 }
 
 export interface StoredNode {
@@ -207,6 +218,32 @@ export class NodeStateStore {
   /** Marks a node as seen down for `ms`, for every instance. */
   async markDown(node: Address, ms: number): Promise<void> {
     await this.#redis.set(this.#key("down", node), "1", "PX", ms);
+  }
+
+  /**
+   * Keeps a served job for `ttlMs` and appends its id to the `served` stream (trimmed to about
+   * `streamMax` entries): one pipelined round trip, so the call path pays one write and no wait.
+   */
+  async recordServed(job: ServedJob, ttlMs: number, streamMax: number): Promise<void> {
+    const jobId = job.work_unit.job_id.toLowerCase();
+    await this.#redis
+      .pipeline()
+      .set(`${this.#prefix}served:${jobId}`, JSON.stringify(job), "PX", ttlMs)
+      .xadd(`${this.#prefix}served`, "MAXLEN", "~", streamMax, "*", "job", jobId)
+      .exec();
+  }
+
+  /** A served job kept by `recordServed`, or undefined once its time to live has passed. */
+  async servedJob(jobId: string): Promise<ServedJob | undefined> {
+    const json = await this.#redis.get(`${this.#prefix}served:${jobId.toLowerCase()}`);
+    return json === null ? undefined : (JSON.parse(json) as ServedJob);
+  }
+
+  /** Up to `count` served job ids after stream entry `cursor` ("0": from the start), with the last entry read. */
+  async servedSince(cursor: string, count: number): Promise<{ jobIds: string[]; cursor: string }> {
+    const entries = await this.#redis.xrange(`${this.#prefix}served`, `(${cursor}`, "+", "COUNT", count);
+    const jobIds = entries.map(([, fields]) => fields[fields.indexOf("job") + 1] ?? "").filter((j) => j !== "");
+    return { jobIds, cursor: entries.at(-1)?.[0] ?? cursor };
   }
 
   /** Stores dissent evidence under its digest (once, whichever instance saw it first); true when new. */

@@ -668,6 +668,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (redundancy === 1) {
       const { served, attempts } = await routeOne(candidates, forwardBody, job, rlog);
       lap("upstream");
+      if (config.sampling.retain_ms > 0) {
+        // Not awaited: the answer does not wait for the keeper's copy; a lost copy is a job not sampled.
+        void store
+          .recordServed(
+            { work_unit: unit, client_signature: signature, proof_of_serving: served.proof, served_at: Date.now() },
+            config.sampling.retain_ms,
+            config.sampling.stream_max,
+          )
+          .catch((error: unknown) => rlog.warn({ err: (error as Error).message }, "cannot keep the job for sampling"));
+      }
       rlog.debug({ node: served.node, attempts }, "call served");
       return {
         output: served.output,

@@ -6,6 +6,7 @@ import { z } from "zod";
 
 import { PROJECT_ROOT } from "../scripts/lib/local-chain.ts";
 import { BPS, DEFAULT_SLA_SLASH_BPS } from "./sla.ts";
+import { samplingConfig, type SamplingConfig } from "./sampling/config.ts";
 
 /** The configuration is not usable; the message names each variable and what is wrong with it. */
 export class ConfigError extends Error {
@@ -205,6 +206,8 @@ export interface KeeperConfig extends IndexerConfig {
   incidentWindowMs: number;
   /** An attempt sent and never marked answered or failed counts this long after its deadline. */
   slaGraceMs: number;
+  /** Validator sampling (docs/keeper.md); fraction 0: off. */
+  sampling: SamplingConfig;
 }
 
 /** The gateway's default Redis key prefix (gateway/config.ts). */
@@ -221,7 +224,9 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
   }
   const parsed = keeperEnv.safeParse(env);
   if (!parsed.success) problems.push(issues(parsed.error));
-  if (problems.length > 0 || indexer === undefined || !parsed.success) {
+  const sampling = samplingConfig(env);
+  problems.push(...sampling.problems);
+  if (problems.length > 0 || indexer === undefined || !parsed.success || sampling.config === undefined) {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
   const e = parsed.data;
@@ -262,5 +267,6 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
     slashBps: e.INFRAMESH_KEEPER_SLASH_BPS,
     incidentWindowMs: e.INFRAMESH_KEEPER_INCIDENT_WINDOW_MS,
     slaGraceMs: e.INFRAMESH_KEEPER_SLA_GRACE_MS,
+    sampling: sampling.config,
   };
 }

@@ -36,6 +36,7 @@ import { epochCloseJobs } from "./epoch-close.ts";
 import { openDatabase, type Database } from "./indexer/db.ts";
 import { Indexer, readCursor } from "./indexer/indexer.ts";
 import { followedContracts } from "./indexer/logic.ts";
+import { startSampling } from "./sampling/worker.ts";
 import {
   epochSettlementAbi,
   finaliseDecision,
@@ -473,6 +474,20 @@ async function startKeeperWith(
     await indexing;
   });
   await ensureSchedulers();
+  const sampling = await startSampling({
+    ...config,
+    chainId,
+    record,
+    publicClient,
+    wallet,
+    account,
+    connection,
+    redisUrl: config.redisUrl,
+    db,
+    registry: metrics.registry,
+    logger,
+  });
+  cleanups.push(() => sampling.stop());
 
   const app = express();
   app.use(express.json({ limit: "4kb" }));
@@ -564,6 +579,7 @@ async function startKeeperWith(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       stopIndexer.abort();
       await indexing;
+      await sampling.stop();
       await worker.close();
       await queue.close();
       for (const group of groups) await group.close?.();

@@ -7,7 +7,7 @@ import { getAddress, type Address } from "viem";
 
 import { GatewayError } from "../../gateway/errors.ts";
 import type { Heartbeat } from "../../gateway/heartbeat.ts";
-import { NodeStateStore } from "../../gateway/node-state.ts";
+import { NodeStateStore, type ServedJob } from "../../gateway/node-state.ts";
 import type { DissentEvidence } from "../../gateway/quorum.ts";
 import { leaseSize, MAX_LEASE, RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
 import { EMPTY_STATS, updateStats, type NodeStats } from "../../gateway/scoring.ts";
@@ -155,6 +155,37 @@ describe("gateway Redis scripts (real redis-server)", function () {
     expect(await store.recordEvidence("0xd1", record)).to.equal(true);
     expect(await store.recordEvidence("0xd1", record)).to.equal(false);
     expect([...(await store.evidence()).keys()]).to.deep.equal(["0xd1"]);
+  });
+
+  it("keeps served jobs for sampling until their time to live, and pages their ids from a cursor", async function () {
+    const store = new NodeStateStore(redis, "t6:");
+    const job = (n: number): ServedJob => ({
+      work_unit: {
+        job_id: `0x${n.toString(16).padStart(64, "0")}`,
+        model_ref: { model_id: 1, version: 0 },
+        input_hash: `0x${"ab".repeat(32)}`,
+        input: "aGk=",
+        requested_by: NODE,
+        expires_at: 1,
+        max_fee: "1",
+      },
+      client_signature: `0x${"11".repeat(65)}`,
+      proof_of_serving: {} as ServedJob["proof_of_serving"],
+      served_at: n,
+    });
+    for (let n = 1; n <= 5; n++) await store.recordServed(job(n), n === 5 ? 200 : 60_000, 1_000);
+    const first = await store.servedSince("0", 3);
+    expect(first.jobIds).to.deep.equal([1, 2, 3].map((n) => job(n).work_unit.job_id));
+    const rest = await store.servedSince(first.cursor, 3);
+    expect(rest.jobIds).to.deep.equal([4, 5].map((n) => job(n).work_unit.job_id));
+    expect(await store.servedSince(rest.cursor, 3)).to.deep.equal({ jobIds: [], cursor: rest.cursor });
+    expect(await store.servedJob(job(2).work_unit.job_id.toUpperCase().replace("0X", "0x"))).to.deep.equal(job(2));
+    const deadline = Date.now() + 10_000;
+    while ((await store.servedJob(job(5).work_unit.job_id)) !== undefined) {
+      if (Date.now() > deadline) throw new Error("the served job did not expire");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await store.servedJob(job(4).work_unit.job_id)).to.deep.equal(job(4));
   });
 });
 
