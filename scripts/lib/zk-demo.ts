@@ -29,6 +29,7 @@ import {
   type InferenceNetwork,
   type RunningAgent,
 } from "./inference-network.ts";
+import { getJson, waitFor } from "./network-demo.ts";
 import { rpc } from "./local-chain.ts";
 import { publishZkSimplenet, waitForVerdict } from "./zk-network.ts";
 
@@ -53,22 +54,6 @@ export interface ZkDemoSummary {
   answeredChallenge: { job: Hex; status: string };
   slashedChallenge: { job: Hex; badAnswer: string; slashed: string };
   proveMs: number[];
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url);
-  if (response.status !== 200) throw new Error(`${url}: HTTP ${response.status} ${await response.text()}`);
-  return (await response.json()) as T;
 }
 
 async function postJob(agent: RunningAgent, call: unknown): Promise<{ job_id: Hex; output: string }> {
