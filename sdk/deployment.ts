@@ -20,6 +20,9 @@ export type ContractKey = (typeof CONTRACT_KEYS)[number];
  */
 export const ZK_CONTRACT_KEYS = ["simplenetVerifier", "zkChallenge"] as const;
 export type ZkContractKey = (typeof ZK_CONTRACT_KEYS)[number];
+/** Every contract a deployment may name: the core ones, then zkML's. */
+export const PROTOCOL_CONTRACT_KEYS = [...CONTRACT_KEYS, ...ZK_CONTRACT_KEYS] as const;
+export type ProtocolContractKey = ContractKey | ZkContractKey;
 
 /** One deployed (or, for an existing stake token, referenced) contract. */
 export interface DeployedContract {

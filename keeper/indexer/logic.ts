@@ -2,11 +2,11 @@
 // becomes a row, where a re-org starts. No I/O here: indexer.ts does the reading and writing.
 import { decodeEventLog, getAddress, type Abi, type Address, type Hash, type Hex } from "viem";
 
-import { CONTRACT_KEYS, type ContractKey, type DeploymentRecord } from "../../sdk/deployment.ts";
+import { PROTOCOL_CONTRACT_KEYS, type DeploymentRecord, type ProtocolContractKey } from "../../sdk/deployment.ts";
 
 /** A contract the indexer follows. */
 export interface FollowedContract {
-  key: ContractKey;
+  key: ProtocolContractKey;
   address: Address;
   abi: Abi;
   deployBlock: number;
@@ -26,7 +26,7 @@ export interface RawLog {
 /** One row of chain_events. `args` is JSON: bigints as decimal strings, structs as objects. */
 export interface IndexedEvent {
   chainId: number;
-  contractKey: ContractKey;
+  contractKey: ProtocolContractKey;
   address: Address;
   /** null when the contract's ABI does not know the event (kept raw: topics and data). */
   eventName: string | null;
@@ -44,13 +44,13 @@ export type JsonArg = string | boolean | null | JsonArg[] | { [key: string]: Jso
 /**
  * The contracts of a deployment the indexer follows: every one with a deploy block. A stake
  * token the deployment did not create (deployBlock null) is someone else's ERC-20, whose
- * transfers are not protocol events.
+ * transfers are not protocol events. zkML's contracts are followed when the record names them.
  */
 export function followedContracts(record: DeploymentRecord): FollowedContract[] {
   const followed: FollowedContract[] = [];
-  for (const key of CONTRACT_KEYS) {
+  for (const key of PROTOCOL_CONTRACT_KEYS) {
     const contract = record.contracts[key];
-    if (contract.deployBlock === null) continue;
+    if (contract === undefined || contract.deployBlock === null) continue;
     followed.push({ key, address: getAddress(contract.address), abi: contract.abi, deployBlock: contract.deployBlock });
   }
   return followed;

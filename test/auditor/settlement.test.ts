@@ -335,11 +335,19 @@ describe("auditor: settlements and model history from events (pure)", function (
       ev("modelRegistry", "VersionPriceSet", { modelId: "1", version: "0", price: "120" }),
       ev("modelRegistry", "MatureModelSet", { modelId: "1", version: "0", price: "130" }),
       ev("modelRegistry", "PublisherTransferred", { modelId: "1", newPublisher: p2 }),
-      ev("modelRegistry", "VersionPublished", { modelId: "1", version: "1", input: { price: "5", zkVerifier: p2 } }),
+      ev("modelRegistry", "VersionPublished", {
+        modelId: "1",
+        version: "1",
+        input: { price: "5", zkVerifier: p2, verifyingKeyHash: `0x${"ab".repeat(32)}` },
+      }),
     ]);
     expect([...history.prices.get("1/0")!]).to.deep.equal([100n, 120n, 130n]);
     expect([...history.publishers.get("1")!]).to.deep.equal([p1, p2]);
     expect(history.zkVerifiers.get("1/0")).to.equal(null);
-    expect(history.zkVerifiers.get("1/1")).to.equal(p2);
+    expect(history.zkVerifiers.get("1/1")).to.deep.equal({
+      verifier: p2,
+      verifyingKeyHash: `0x${"ab".repeat(32)}`,
+      weightsCommitment: null,
+    });
   });
 });

@@ -91,13 +91,19 @@ describe("transaction progress", function () {
         };
       },
     };
+    // A client whose wait for a receipt fails at once: viem's own wait would leave its block
+    // poller running after the rejection and keep the test process alive.
     const failing = createPublicClient({
       transport: custom({
         request: () => {
           throw new Error("no chain here");
         },
       }),
-    }) as PublicClient;
+    }).extend(() => ({
+      waitForTransactionReceipt: async (): Promise<never> => {
+        throw new Error("no chain here");
+      },
+    })) as unknown as PublicClient;
     const client = withTransactionProgress(failing, progress);
     expect(withTransactionProgress(failing, SILENT)).to.equal(failing);
     const hash = `0x${"ab".repeat(32)}` as Hex;
