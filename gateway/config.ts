@@ -11,6 +11,12 @@ import { z } from "zod";
 import { apiKeyRecordSchema } from "./api-keys.ts";
 import { configIssues } from "../sdk/config-issues.ts";
 
+/**
+ * How long a node's heartbeat lives (heartbeats.max_age_ms): older, it is no candidate. The
+ * keeper's SLA watch takes the same default for a lost heartbeat.
+ */
+export const DEFAULT_HEARTBEAT_MAX_AGE_MS = 15_000;
+
 const httpUrl = z
   .string()
   .regex(/^https?:\/\/[^\s/]+(\/[^\s]*)?$/, "expected an http(s) URL such as http://127.0.0.1:8545")
@@ -77,10 +83,10 @@ export const gatewayConfigSchema = z.strictObject({
     }),
   heartbeats: z
     .strictObject({
-      max_age_ms: z.number().int().min(100).max(3_600_000).default(15_000),
+      max_age_ms: z.number().int().min(100).max(3_600_000).default(DEFAULT_HEARTBEAT_MAX_AGE_MS),
       max_future_ms: z.number().int().min(0).max(600_000).default(5_000),
     })
-    .default({ max_age_ms: 15_000, max_future_ms: 5_000 }),
+    .default({ max_age_ms: DEFAULT_HEARTBEAT_MAX_AGE_MS, max_future_ms: 5_000 }),
   /**
    * Validator sampling (docs/keeper.md): how long each served job (input, signed work unit, proof)
    * stays in Redis for the keeper to re-run; 0 keeps nothing (sampling cannot run).

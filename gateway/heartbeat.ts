@@ -98,8 +98,30 @@ export function checkHeartbeatTiming(heartbeat: Heartbeat, rules: HeartbeatRules
   }
 }
 
+/**
+ * A heartbeat exactly as the node sent it (its fields before any normalisation: those are the
+ * signed bytes) with the node's signature: what anyone needs to check the node said it.
+ */
+export interface SignedHeartbeatRecord {
+  heartbeat: z.input<typeof heartbeatSchema>;
+  signature: Hex;
+}
+
+/** The address that signed `signed.heartbeat`, or null when the signature does not recover. */
+export async function heartbeatSigner(signed: { heartbeat: unknown; signature: Hex }): Promise<Address | null> {
+  return recoverMessageAddress({ message: canonicalJson(signed.heartbeat), signature: signed.signature }).catch(
+    () => null,
+  );
+}
+
+/** A heartbeat that passed verifyHeartbeat: parsed, and as signed. */
+export interface VerifiedHeartbeat {
+  heartbeat: Heartbeat;
+  signed: SignedHeartbeatRecord;
+}
+
 /** Parses, checks and authenticates a heartbeat body; throws 400/401 with the reason. */
-export async function verifyHeartbeat(body: unknown, rules: HeartbeatRules): Promise<Heartbeat> {
+export async function verifySignedHeartbeat(body: unknown, rules: HeartbeatRules): Promise<VerifiedHeartbeat> {
   const parsed = signedHeartbeatSchema.safeParse(body);
   if (!parsed.success) {
     throw new GatewayError(400, "bad_request", describeIssues(parsed.error), { cause: parsed.error });
@@ -107,8 +129,8 @@ export async function verifyHeartbeat(body: unknown, rules: HeartbeatRules): Pro
   const { heartbeat, signature } = parsed.data;
   checkHeartbeatTiming(heartbeat, rules);
   // The signed bytes are the canonical JSON of what the node sent, before any normalisation.
-  const sent = (body as { heartbeat: unknown }).heartbeat;
-  const signer = await recoverMessageAddress({ message: canonicalJson(sent), signature }).catch(() => null);
+  const sent = (body as { heartbeat: z.input<typeof heartbeatSchema> }).heartbeat;
+  const signer = await heartbeatSigner({ heartbeat: sent, signature });
   if (signer === null || signer.toLowerCase() !== heartbeat.node.toLowerCase()) {
     throw new GatewayError(
       401,
@@ -116,7 +138,12 @@ export async function verifyHeartbeat(body: unknown, rules: HeartbeatRules): Pro
       `the heartbeat's signature is not node ${heartbeat.node}'s over its canonical JSON`,
     );
   }
-  return heartbeat;
+  return { heartbeat, signed: { heartbeat: sent, signature } };
+}
+
+/** verifySignedHeartbeat, the parsed heartbeat only. */
+export async function verifyHeartbeat(body: unknown, rules: HeartbeatRules): Promise<Heartbeat> {
+  return (await verifySignedHeartbeat(body, rules)).heartbeat;
 }
 
 /** Every zod issue as "path: message", joined. Pure. */

@@ -1,5 +1,6 @@
 // Node state shared by every gateway instance through Redis: the latest signed heartbeat of each
-// node (expiring on its own when the node goes quiet), call statistics (latency EWMA, decayed
+// node (expiring on its own when the node goes quiet; its signed form is kept a day longer, for
+// the keeper to show when a node holding jobs went silent), call statistics (latency EWMA, decayed
 // success and failure counts), short "seen down" marks after a failure, dissent evidence, and a
 // record of every forward attempt (the keeper's SLA watch reads them). Each write is one atomic
 // script or one pipeline, so instances never overwrite each other's updates.
@@ -8,20 +9,31 @@ import type { Redis } from "ioredis";
 import { getAddress, type Address, type Hex } from "viem";
 
 import type { ProofOfServingJson, WorkUnitJson } from "../sdk/receipt.ts";
-import type { Heartbeat } from "./heartbeat.ts";
+import type { Heartbeat, SignedHeartbeatRecord } from "./heartbeat.ts";
 import { RedisWriteBatch, type PipelinedWrite } from "./write-batch.ts";
 import type { DissentEvidence } from "./quorum.ts";
 import { LATENCY_ALPHA, STATS_DECAY, type NodeStats } from "./scoring.ts";
 
-/** Stores a heartbeat unless the stored one is as new or newer. KEYS hb, nodes; ARGV json, timestamp, ttl, node. */
+/**
+ * Stores a heartbeat unless the stored one is as new or newer, and keeps the node's last signed
+ * heartbeat (hb-last) past the heartbeat's own expiry: once a node goes silent, that is what
+ * shows it was alive until then. KEYS hb, nodes, hb-last; ARGV json, timestamp, ttl, node,
+ * signed json, how long hb-last is kept.
+ */
 const STORE_HEARTBEAT_LUA = `
 local current = redis.call('GET', KEYS[1])
 if current then
   local ts = tonumber(cjson.decode(current).timestamp)
   if ts ~= nil and ts >= tonumber(ARGV[2]) then return 0 end
 end
+local last = redis.call('GET', KEYS[3])
+if last then
+  local ts = tonumber(cjson.decode(last).heartbeat.timestamp)
+  if ts ~= nil and ts >= tonumber(ARGV[2]) then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
 return 1
 `;
 
@@ -77,6 +89,11 @@ export interface SignedWorkUnitRecord {
 
 /** Attempt records (and the signed work units) live this long: long enough for the keeper to act. */
 export const ATTEMPT_TTL_MS = 24 * 60 * 60 * 1000;
+/**
+ * A node's last signed heartbeat is kept as long as the attempts it may have to explain: the
+ * keeper's SLA watch shows it as the evidence of a node that went silent holding a job.
+ */
+export const LAST_HEARTBEAT_TTL_MS = ATTEMPT_TTL_MS;
 
 /** Sorts a failed forward's error into an AttemptFailure. Pure. */
 export function attemptFailureOf(error: Error & { code?: string }): AttemptFailure {
@@ -112,10 +129,13 @@ type Scripts = {
   inframeshStoreHeartbeat(
     hb: string,
     nodes: string,
+    lastHb: string,
     json: string,
     ts: number,
     ttl: number,
     node: string,
+    signed: string,
+    keepMs: number,
   ): Promise<number>;
   inframeshUpdateStats(key: string, ok: string, latency: number, decay: number, alpha: number): Promise<number>;
 };
@@ -126,7 +146,7 @@ export class NodeStateStore {
   readonly #batch: RedisWriteBatch;
 
   constructor(redis: Redis, prefix: string) {
-    redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 2, lua: STORE_HEARTBEAT_LUA });
+    redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 3, lua: STORE_HEARTBEAT_LUA });
     redis.defineCommand("inframeshUpdateStats", { numberOfKeys: 1, lua: UPDATE_STATS_LUA });
     this.#redis = redis as Redis & Scripts;
     this.#prefix = prefix;
@@ -149,17 +169,39 @@ export class NodeStateStore {
     return `${this.#prefix}${kind}:${node.toLowerCase()}`;
   }
 
-  /** Stores a verified heartbeat for `ttlMs`; false when it is not newer than the stored one (a replay). */
-  async storeHeartbeat(heartbeat: Heartbeat, ttlMs: number): Promise<boolean> {
+  /**
+   * Stores a verified heartbeat for `ttlMs`, and the node's signed form of it for
+   * LAST_HEARTBEAT_TTL_MS (same script, same round trip); false when it is not newer than the
+   * stored one (a replay).
+   */
+  async storeHeartbeat(heartbeat: Heartbeat, ttlMs: number, signed: SignedHeartbeatRecord): Promise<boolean> {
     const stored = await this.#redis.inframeshStoreHeartbeat(
       this.#key("hb", heartbeat.node),
       `${this.#prefix}nodes`,
+      this.#key("hb-last", heartbeat.node),
       JSON.stringify(heartbeat),
       heartbeat.timestamp,
       ttlMs,
       heartbeat.node,
+      JSON.stringify(signed),
+      LAST_HEARTBEAT_TTL_MS,
     );
     return stored === 1;
+  }
+
+  /** Each node's last signed heartbeat still kept (by lowercase address), live or lost. */
+  async lastHeartbeats(nodes: readonly string[]): Promise<Map<string, SignedHeartbeatRecord>> {
+    const unique = [...new Set(nodes.map((n) => n.toLowerCase()))];
+    const out = new Map<string, SignedHeartbeatRecord>();
+    if (unique.length === 0) return out;
+    const pipeline = this.#redis.pipeline();
+    for (const node of unique) pipeline.get(this.#key("hb-last", node as Address));
+    const results = (await pipeline.exec()) ?? [];
+    unique.forEach((node, i) => {
+      const text = results[i]?.[1];
+      if (typeof text === "string") out.set(node, JSON.parse(text) as SignedHeartbeatRecord);
+    });
+    return out;
   }
 
   /** Every node with a live heartbeat, with its stats and down mark. Forgets nodes whose heartbeat expired. */
@@ -296,14 +338,30 @@ export class NodeStateStore {
     await pipeline.exec();
   }
 
+  /** The nodes (lowercase) holding an open attempt: sent, not yet marked answered or failed. */
+  async openAttemptHolders(): Promise<string[]> {
+    const ids = await this.#redis.zrange(`${this.#prefix}attempts-open`, "0", "-1");
+    return [...new Set(ids.map((id) => id.slice(id.indexOf(":") + 1)))];
+  }
+
   /**
-   * The attempts the keeper's SLA watch looks at: every failed one, and every open one whose
-   * deadline passed before `openBefore` (sent, never marked answered or failed).
+   * The attempts the keeper's SLA watch looks at: every failed one, every open one whose
+   * deadline passed before `openBefore` (sent, never marked answered or failed), and every open
+   * one held by a node in `openOf` (lowercase) whatever its deadline.
    */
-  async attemptsToCheck(openBefore: number): Promise<AttemptRecord[]> {
+  async attemptsToCheck(openBefore: number, openOf: ReadonlySet<string> = new Set()): Promise<AttemptRecord[]> {
     const [failed, open] = await Promise.all([
       this.#redis.zrange(`${this.#prefix}attempts-failed`, "0", "-1"),
-      this.#redis.zrangebyscore(`${this.#prefix}attempts-open`, "-inf", String(openBefore)),
+      openOf.size === 0
+        ? this.#redis.zrangebyscore(`${this.#prefix}attempts-open`, "-inf", String(openBefore))
+        : this.#redis.zrange(`${this.#prefix}attempts-open`, "0", "-1", "WITHSCORES").then((flat) => {
+            const ids: string[] = [];
+            for (let i = 0; i < flat.length; i += 2) {
+              const id = flat[i]!;
+              if (Number(flat[i + 1]) <= openBefore || openOf.has(id.slice(id.indexOf(":") + 1))) ids.push(id);
+            }
+            return ids;
+          }),
     ]);
     const ids = [...new Set([...failed, ...open])];
     if (ids.length === 0) return [];

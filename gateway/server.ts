@@ -49,7 +49,7 @@ import { openClientAccount } from "./client-accounts.ts";
 import type { GatewayConfig, ModelPolicy } from "./config.ts";
 import { GatewayError } from "./errors.ts";
 import { classifyAnswer, postJson, type Served } from "./forward.ts";
-import { describeIssues, verifyHeartbeat } from "./heartbeat.ts";
+import { describeIssues, verifySignedHeartbeat } from "./heartbeat.ts";
 import {
   NodeStateStore,
   attemptFailureOf,
@@ -749,7 +749,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     express.raw({ type: () => true, limit: MAX_HEARTBEAT_BODY }),
     async (req: Request, res: Response) => {
       try {
-        const heartbeat = await verifyHeartbeat(jsonOf(req.body, "{ heartbeat, signature }"), {
+        const { heartbeat, signed } = await verifySignedHeartbeat(jsonOf(req.body, "{ heartbeat, signature }"), {
           chainId: record.chainId,
           nowMs: Date.now(),
           maxAgeMs: config.heartbeats.max_age_ms,
@@ -763,7 +763,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             `node ${heartbeat.node} is not registered in NodeStaking (infra node register)`,
           );
         }
-        if (!(await store.storeHeartbeat(heartbeat, config.heartbeats.max_age_ms))) {
+        if (!(await store.storeHeartbeat(heartbeat, config.heartbeats.max_age_ms, signed))) {
           throw new GatewayError(
             409,
             "replayed_heartbeat",

@@ -8,7 +8,14 @@ import { checkAccess, factNeeded } from "../../gateway/access.ts";
 import { apiKeyFromHeaders, generateApiKey, hashApiSecret, parseApiKey, verifyApiKey } from "../../gateway/api-keys.ts";
 import { GatewayConfigError, parseGatewayConfig } from "../../gateway/config.ts";
 import { GatewayError } from "../../gateway/errors.ts";
-import { canonicalJson, signHeartbeat, verifyHeartbeat, type Heartbeat } from "../../gateway/heartbeat.ts";
+import {
+  canonicalJson,
+  heartbeatSigner,
+  signHeartbeat,
+  verifyHeartbeat,
+  verifySignedHeartbeat,
+  type Heartbeat,
+} from "../../gateway/heartbeat.ts";
 import { takeToken } from "../../gateway/rate-limit.ts";
 
 const ACCOUNT = "0x00000000000000000000000000000000000000aa" as Address;
@@ -145,6 +152,17 @@ describe("gateway heartbeats", function () {
     const verified = await verifyHeartbeat(JSON.parse(JSON.stringify(signed)), rules);
     expect(verified.node).to.equal(node.address);
     expect(verified.models).to.deep.equal([1]);
+  });
+
+  it("keeps the heartbeat as the node signed it (a lowercase address too), for anyone to check later", async function () {
+    const sent = await signHeartbeat(node, heartbeat({ node: node.address.toLowerCase() as Address }));
+    const { heartbeat: parsed, signed } = await verifySignedHeartbeat(JSON.parse(JSON.stringify(sent)), rules);
+    expect(parsed.node).to.equal(node.address);
+    expect(signed.heartbeat.node).to.equal(node.address.toLowerCase());
+    expect(await heartbeatSigner(JSON.parse(JSON.stringify(signed)) as typeof signed)).to.equal(node.address);
+    expect(await heartbeatSigner({ ...signed, heartbeat: { ...signed.heartbeat, load: 1 } })).to.not.equal(
+      node.address,
+    );
   });
 
   it("refuses a forged, altered, stale, future, other-chain or malformed heartbeat with a 4xx reason", async function () {

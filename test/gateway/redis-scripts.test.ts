@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { getAddress, type Address } from "viem";
 
 import { GatewayError } from "../../gateway/errors.ts";
-import type { Heartbeat } from "../../gateway/heartbeat.ts";
+import type { Heartbeat, SignedHeartbeatRecord } from "../../gateway/heartbeat.ts";
 import { NodeStateStore, type ServedJob } from "../../gateway/node-state.ts";
 import type { DissentEvidence } from "../../gateway/quorum.ts";
 import { leaseSize, MAX_LEASE, RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
@@ -127,7 +127,7 @@ describe("gateway Redis scripts (real redis-server)", function () {
       await store.recordOutcome(NODE, o);
       expected = updateStats(expected, o);
     }
-    await store.storeHeartbeat(heartbeat(Date.now()), 10_000);
+    await store.storeHeartbeat(heartbeat(Date.now()), 10_000, signed(heartbeat(Date.now())));
     const [stored] = await store.nodes();
     expectNear(stored!.stats.latencyEwmaMs, expected.latencyEwmaMs!);
     expectNear(stored!.stats.successes, expected.successes);
@@ -137,16 +137,25 @@ describe("gateway Redis scripts (real redis-server)", function () {
   it("stores a heartbeat only when newer, and forgets the node when it expires", async function () {
     const store = new NodeStateStore(redis, "t4:");
     const now = Date.now();
-    expect(await store.storeHeartbeat(heartbeat(now), 300)).to.equal(true);
-    expect(await store.storeHeartbeat(heartbeat(now), 300)).to.equal(false);
-    expect(await store.storeHeartbeat(heartbeat(now - 1), 300)).to.equal(false);
-    expect(await store.storeHeartbeat(heartbeat(now + 1), 300)).to.equal(true);
+    const put = (ts: number) => store.storeHeartbeat(heartbeat(ts), 300, signed(heartbeat(ts)));
+    expect(await put(now)).to.equal(true);
+    expect(await put(now)).to.equal(false);
+    expect(await put(now - 1)).to.equal(false);
+    expect(await put(now + 1)).to.equal(true);
     expect((await store.nodes()).map((n) => n.heartbeat.timestamp)).to.deep.equal([now + 1]);
     await store.markDown(NODE, 5_000);
     expect((await store.nodes())[0]!.downUntil).to.be.greaterThan(Date.now());
     await new Promise((r) => setTimeout(r, 400));
     expect(await store.nodes()).to.deep.equal([]);
     expect(await redis.smembers("t4:nodes")).to.deep.equal([]);
+    // The signed form outlives it (the keeper's evidence of a node gone silent), and still
+    // refuses a replay of an older heartbeat.
+    const last = await store.lastHeartbeats([NODE, "0x00000000000000000000000000000000000000c2"]);
+    expect([...last]).to.deep.equal([[NODE.toLowerCase(), signed(heartbeat(now + 1))]]);
+    expect(await redis.pttl(`t4:hb-last:${NODE.toLowerCase()}`)).to.be.greaterThan(23 * 3_600_000);
+    expect(await put(now)).to.equal(false);
+    expect(await put(now + 2)).to.equal(true);
+    expect((await store.lastHeartbeats([NODE])).get(NODE.toLowerCase())!.heartbeat.timestamp).to.equal(now + 2);
   });
 
   it("records dissent evidence once per digest", async function () {
@@ -199,6 +208,11 @@ function heartbeat(timestamp: number): Heartbeat {
     hardware: { cpus: 1, memory_bytes: 1, gpus: [] },
     timestamp,
   };
+}
+
+/** A heartbeat as a node sends it; the store keeps the signature, it does not check it (the server does). */
+function signed(hb: Heartbeat): SignedHeartbeatRecord {
+  return { heartbeat: hb, signature: `0x${"ab".repeat(65)}` };
 }
 
 /** |actual − expected| < 1e-9 (chai's closeTo is replaced by a bigint matcher when hardhat-ethers loads). */
