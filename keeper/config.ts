@@ -4,6 +4,7 @@ import path from "node:path";
 
 import { z } from "zod";
 
+import { DEFAULT_HEARTBEAT_MAX_AGE_MS } from "../gateway/config.ts";
 import { PROJECT_ROOT } from "../scripts/lib/local-chain.ts";
 import { BPS, DEFAULT_SLA_SLASH_BPS } from "./sla.ts";
 import { samplingConfig, type SamplingConfig } from "./sampling/config.ts";
@@ -171,6 +172,7 @@ const keeperEnv = z.object({
   INFRAMESH_KEEPER_SLASH_BPS: intFrom("INFRAMESH_KEEPER_SLASH_BPS", 1, DEFAULT_SLA_SLASH_BPS),
   INFRAMESH_KEEPER_INCIDENT_WINDOW_MS: intFrom("INFRAMESH_KEEPER_INCIDENT_WINDOW_MS", 0, 60_000),
   INFRAMESH_KEEPER_SLA_GRACE_MS: intFrom("INFRAMESH_KEEPER_SLA_GRACE_MS", 0, 30_000),
+  INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS: intFrom("INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS", 100, DEFAULT_HEARTBEAT_MAX_AGE_MS),
 });
 
 export interface KeeperConfig extends IndexerConfig {
@@ -206,6 +208,11 @@ export interface KeeperConfig extends IndexerConfig {
   incidentWindowMs: number;
   /** An attempt sent and never marked answered or failed counts this long after its deadline. */
   slaGraceMs: number;
+  /**
+   * A node holding a job whose last heartbeat is this old has lost its heartbeat (a violation at
+   * once); default the gateway's heartbeat TTL, after which it is no candidate any more.
+   */
+  heartbeatLossMs: number;
   /** Validator sampling (docs/keeper.md); fraction 0: off. */
   sampling: SamplingConfig;
 }
@@ -267,6 +274,7 @@ export function keeperConfig(env: NodeJS.ProcessEnv): KeeperConfig {
     slashBps: e.INFRAMESH_KEEPER_SLASH_BPS,
     incidentWindowMs: e.INFRAMESH_KEEPER_INCIDENT_WINDOW_MS,
     slaGraceMs: e.INFRAMESH_KEEPER_SLA_GRACE_MS,
+    heartbeatLossMs: e.INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS,
     sampling: sampling.config,
   };
 }

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 
 import { getAddress, parseAbi, type Address, type Hex } from "viem";
 
+import type { SignedHeartbeatRecord } from "../gateway/heartbeat.ts";
 import type { AttemptFailure, AttemptRecord, SignedWorkUnitRecord } from "../gateway/node-state.ts";
 import type { DissentEvidence } from "../gateway/quorum.ts";
 import { canonicalJson } from "../sdk/canonical-json.ts";
@@ -35,28 +36,77 @@ export const MIN_SLASH_WEI = 1n;
  */
 const SLA_FAILURES: ReadonlySet<AttemptFailure> = new Set(["timeout", "dropped", "unreachable"]);
 
-export type ViolationKind = "timeout" | "dropped" | "unreachable" | "no_answer";
+export type ViolationKind = "timeout" | "dropped" | "unreachable" | "no_answer" | "heartbeat_lost";
+
+/** A node's heartbeat as the SLA watch judges it: the last one it signed, and when it counts as lost. */
+export interface LostHeartbeat {
+  last: SignedHeartbeatRecord;
+  /** The loss rule applied: no heartbeat for this long (the gateway's heartbeat TTL). */
+  lossMs: number;
+}
 
 export interface Violation {
   attempt: AttemptRecord;
   kind: ViolationKind;
+  /** heartbeat_lost only: the node's last signed heartbeat, after which it went silent. */
+  heartbeat?: LostHeartbeat;
+}
+
+/** What the SLA watch knows of heartbeats: each node's last signed one (lowercase address) and the loss rule. */
+export interface HeartbeatWatch {
+  last: ReadonlyMap<string, SignedHeartbeatRecord>;
+  lossMs: number;
+}
+
+/** When a node whose last heartbeat is `last` counts as silent. */
+export function heartbeatLostAt(last: SignedHeartbeatRecord, lossMs: number): number {
+  return last.heartbeat.timestamp + lossMs;
+}
+
+/** The nodes (lowercase) whose heartbeat is lost at `now`: their open attempts count at once. */
+export function silentNodes(heartbeats: HeartbeatWatch, now: number): Set<string> {
+  const out = new Set<string>();
+  for (const [node, last] of heartbeats.last) if (heartbeatLostAt(last, heartbeats.lossMs) <= now) out.add(node);
+  return out;
 }
 
 /**
- * The attempts that are SLA violations at `now`: failed without an answer, or sent and never
- * marked answered or failed `graceMs` after their deadline (the node held the job when its
- * gateway went away, and nobody heard back).
+ * The attempts that are SLA violations at `now`: failed without an answer; sent and never marked
+ * answered or failed while the node's heartbeat is lost (`heartbeat_lost`: the node holds the job
+ * and has gone silent, no need to wait for the deadline); or sent and never marked answered or
+ * failed `graceMs` after their deadline (`no_answer`: the node held the job when its gateway went
+ * away, and nobody heard back). An open attempt whose node's heartbeat is lost stays
+ * `heartbeat_lost` after its deadline too, so its evidence (and hash) does not change once seen.
  */
-export function slaViolations(attempts: readonly AttemptRecord[], now: number, graceMs: number): Violation[] {
+export function slaViolations(
+  attempts: readonly AttemptRecord[],
+  now: number,
+  graceMs: number,
+  heartbeats: HeartbeatWatch = { last: new Map(), lossMs: 0 },
+): Violation[] {
   const out: Violation[] = [];
   for (const attempt of attempts) {
     if (attempt.status === "failed" && attempt.failure !== undefined && SLA_FAILURES.has(attempt.failure)) {
       out.push({ attempt, kind: attempt.failure as ViolationKind });
-    } else if (attempt.status === "sent" && attempt.deadline + graceMs <= now) {
-      out.push({ attempt, kind: "no_answer" });
+    } else if (attempt.status === "sent") {
+      const last = heartbeats.last.get(attempt.node.toLowerCase());
+      if (last !== undefined && heartbeatLostAt(last, heartbeats.lossMs) <= now) {
+        out.push({ attempt, kind: "heartbeat_lost", heartbeat: { last, lossMs: heartbeats.lossMs } });
+      } else if (attempt.deadline + graceMs <= now) {
+        out.push({ attempt, kind: "no_answer" });
+      }
     }
   }
   return out;
+}
+
+/**
+ * When a violation became visible: a lost heartbeat when it was lost, anything else at its
+ * deadline + grace (a failure is recorded by then, an open attempt counts from then).
+ */
+function visibleAt(violation: Violation, graceMs: number): number {
+  if (violation.heartbeat !== undefined) return heartbeatLostAt(violation.heartbeat.last, violation.heartbeat.lossMs);
+  return violation.attempt.deadline + graceMs;
 }
 
 export interface Incident {
@@ -79,7 +129,10 @@ export interface IncidentOptions {
   consumed: ReadonlySet<string>;
 }
 
-/** The attempt id the gateway uses (job id : node, lowercase). */
+/**
+ * The attempt id the gateway uses (job id : node, lowercase): a violation's identity, whatever its
+ * kind, so an attempt seen first as heartbeat_lost and later as no_answer is one violation.
+ */
 export function violationId(attempt: Pick<AttemptRecord, "job_id" | "node">): string {
   return `${attempt.job_id.toLowerCase()}:${attempt.node.toLowerCase()}`;
 }
@@ -87,8 +140,9 @@ export function violationId(attempt: Pick<AttemptRecord, "job_id" | "node">): st
 /**
  * Groups violations into incidents per node: a node killed mid-run drops several calls at once,
  * and that is one violation of the SLA, not one per call. Only settled incidents are returned:
- * the last attempt's deadline + grace + window has passed, so no attempt that belongs to it can
- * still show up, and the group (and so its evidence hash) is final. Attempts already covered by
+ * window has passed since the last of them became visible (deadline + grace, or the heartbeat's
+ * loss), so no attempt that belongs to it can still show up, and the group (and so its evidence
+ * hash) is final. Attempts already covered by
  * a slash, or inside the window after one, never count again.
  */
 export function settledIncidents(violations: readonly Violation[], options: IncidentOptions): Incident[] {
@@ -111,8 +165,8 @@ export function settledIncidents(violations: readonly Violation[], options: Inci
     const close = () => {
       if (current.length === 0) return;
       const last = current[current.length - 1]!.attempt;
-      const latestDeadline = Math.max(...current.map((v) => v.attempt.deadline));
-      if (latestDeadline + options.graceMs + options.windowMs <= options.now) {
+      const latest = Math.max(...current.map((v) => visibleAt(v, options.graceMs)));
+      if (latest + options.windowMs <= options.now) {
         incidents.push({
           node: getAddress(last.node),
           violations: current,
@@ -150,7 +204,9 @@ function sealed(kind: Evidence["kind"], node: Address, document: Record<string, 
 /**
  * The evidence of an SLA incident: every attempt record the gateway wrote (job, work-unit hash,
  * node, sent at, deadline, how it ended) and, where the gateway still holds it, the work unit
- * the client signed and that signature, so anyone can check the node was sent a real job.
+ * the client signed and that signature, so anyone can check the node was sent a real job. When
+ * a heartbeat was lost, the node's last signed heartbeat and the loss rule: the node itself said
+ * it was alive at its timestamp, and said nothing more while it held the jobs.
  */
 export function slaEvidence(
   network: { chainId: number; nodeStaking: Address },
@@ -169,6 +225,7 @@ export function slaEvidence(
       ...(signed === undefined ? {} : { work_unit: signed.work_unit, client_signature: signed.client_signature }),
     };
   });
+  const lost = ordered.find((v) => v.heartbeat !== undefined)?.heartbeat;
   return sealed("sla-violation", incident.node, {
     kind: "sla-violation",
     chain_id: network.chainId,
@@ -176,6 +233,12 @@ export function slaEvidence(
     node: incident.node,
     incident: { from: incident.from, to: incident.to, window_ms: windowMs, attempts: attempts.length },
     attempts,
+    ...(lost === undefined
+      ? {}
+      : {
+          last_heartbeat: { heartbeat: lost.last.heartbeat, signature: lost.last.signature },
+          heartbeat_loss_ms: lost.lossMs,
+        }),
   });
 }
 

@@ -3,7 +3,9 @@
 // the configuration of both.
 import { expect } from "chai";
 import type { Address, Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 
+import { heartbeatSigner, signHeartbeat, type SignedHeartbeatRecord } from "../../gateway/heartbeat.ts";
 import type { AttemptRecord } from "../../gateway/node-state.ts";
 import { attemptFailureOf } from "../../gateway/node-state.ts";
 import type { DissentEvidence } from "../../gateway/quorum.ts";
@@ -13,16 +15,20 @@ import {
   closeJobId,
   dissentEvidenceDocument,
   settledIncidents,
+  silentNodes,
   slaEvidence,
   slaViolations,
   slashAmount,
   slashJobId,
   violationId,
+  type HeartbeatWatch,
   type IncidentOptions,
 } from "../../keeper/sla.ts";
 
 const KEY = `0x${"11".repeat(32)}`;
 const NODE_C = "0x90F79bf6EB2c4f870365E785982E1f101E93b906" as Address;
+/** Hardhat's account 3: NODE_C's key, so its heartbeats carry a real signature. */
+const NODE_C_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const NODE_B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC" as Address;
 const NETWORK = { chainId: 31337, nodeStaking: "0x5FbDB2315678afecb367f032d93F642f64180aa3" as Address };
 const TIMEOUT = 2_000;
@@ -172,6 +178,110 @@ describe("keeper SLA logic", function () {
     }
   });
 
+  describe("heartbeat loss", function () {
+    const LOSS = 15_000;
+    const FAR = 600_000;
+    /** NODE_C's heartbeat signed at `timestamp`, as the gateway keeps it under hb-last. */
+    const heartbeatAt = (timestamp: number): Promise<SignedHeartbeatRecord> =>
+      signHeartbeat(privateKeyToAccount(NODE_C_KEY), {
+        chain_id: 31337,
+        node: NODE_C,
+        endpoint: "http://127.0.0.1:9001",
+        models: [1],
+        load: 0.5,
+        hardware: { cpus: 2, memory_bytes: 2 ** 30, gpus: [] },
+        timestamp,
+      });
+    const watch = async (timestamp: number): Promise<HeartbeatWatch> => ({
+      last: new Map([[NODE_C.toLowerCase(), await heartbeatAt(timestamp)]]),
+      lossMs: LOSS,
+    });
+    /** NODE_C holds job 1, sent at 20,000 with a deadline ten minutes on; job 2 it answered. */
+    const held = [
+      attempt(1, NODE_C, 20_000, { status: "sent", failure: undefined, deadline: 20_000 + FAR }),
+      attempt(2, NODE_C, 20_000, { status: "answered", failure: undefined, finished_at: 20_500 }),
+      attempt(3, NODE_B, 20_000, { status: "sent", failure: undefined, deadline: 20_000 + FAR }),
+    ];
+
+    it("counts a held job as heartbeat_lost once the node's last heartbeat is older than the loss, before its deadline", async function () {
+      const heartbeats = await watch(21_000); // alive after the job was sent, then silent
+      expect(slaViolations(held, 21_000 + LOSS - 1, 1_000, heartbeats)).to.deep.equal([]);
+      const found = slaViolations(held, 21_000 + LOSS, 1_000, heartbeats);
+      // Not the answered job, and not NODE_B's: no heartbeat of it is kept, so it waits for its deadline.
+      expect(found.map((v) => [Number(v.attempt.job_id), v.kind])).to.deep.equal([[1, "heartbeat_lost"]]);
+      expect(found[0]!.heartbeat).to.deep.equal({ last: heartbeats.last.get(NODE_C.toLowerCase()), lossMs: LOSS });
+      // The scan reads every open attempt of exactly these nodes, whatever its deadline.
+      expect([...silentNodes(heartbeats, 21_000 + LOSS - 1)]).to.deep.equal([]);
+      expect([...silentNodes(heartbeats, 21_000 + LOSS)]).to.deep.equal([NODE_C.toLowerCase()]);
+    });
+
+    it("counts nothing while the heartbeat is alive, nor a failure any differently", async function () {
+      const alive = await watch(60_000);
+      expect(slaViolations(held, 60_000 + LOSS - 1, 1_000, alive)).to.deep.equal([]);
+      const dropped = attempt(4, NODE_C, 20_000);
+      expect(slaViolations([dropped], 21_000 + LOSS, 1_000, await watch(21_000)).map((v) => v.kind)).to.deep.equal([
+        "dropped",
+      ]);
+    });
+
+    it("settles the incident a window after the loss, without waiting for the deadline", async function () {
+      const heartbeats = await watch(21_000);
+      const at = (now: number) => settledIncidents(slaViolations(held, now, 1_000, heartbeats), options(now));
+      const lostAt = 21_000 + LOSS;
+      expect(at(lostAt + 10_000 - 1)).to.deep.equal([]);
+      const [incident, ...rest] = at(lostAt + 10_000);
+      expect(rest).to.deep.equal([]);
+      expect(incident!.violations.map((v) => v.kind)).to.deep.equal(["heartbeat_lost"]);
+    });
+
+    it("is one violation with one evidence hash before and after the deadline passes", async function () {
+      const heartbeats = await watch(21_000);
+      const evidenceAt = (now: number) => {
+        const incidents = settledIncidents(slaViolations(held, now, 1_000, heartbeats), options(now));
+        // (Late, NODE_B's held job is a no_answer incident of its own.)
+        const incident = incidents.find((i) => i.node === NODE_C);
+        expect(incident!.violations.map((v) => v.kind)).to.deep.equal(["heartbeat_lost"]);
+        return slaEvidence(NETWORK, incident!, new Map(), 10_000);
+      };
+      const early = evidenceAt(21_000 + LOSS + 10_000);
+      const late = evidenceAt(20_000 + FAR + 1_000 + 10_000 + 1);
+      expect(late.sha256).to.equal(early.sha256);
+      // Once the first slash is recorded, the attempt is consumed: nothing is left to slash later.
+      const now = 20_000 + FAR + 60_000;
+      const violations = slaViolations(held, now, 1_000, heartbeats);
+      expect(violations.map((v) => [violationId(v.attempt), v.kind])).to.deep.equal([
+        [violationId(held[0]!), "heartbeat_lost"],
+        [violationId(held[2]!), "no_answer"],
+      ]);
+      const consumed = new Set([violationId(held[0]!)]);
+      expect(settledIncidents(violations, options(now, { consumed })).map((i) => i.node)).to.deep.equal([NODE_B]);
+    });
+
+    it("puts the node's last signed heartbeat in the evidence, which anyone can check against the node", async function () {
+      const heartbeats = await watch(21_000);
+      const now = 21_000 + LOSS + 10_000;
+      const [incident] = settledIncidents(slaViolations(held, now, 1_000, heartbeats), options(now));
+      const evidence = slaEvidence(NETWORK, incident!, new Map(), 10_000);
+      const doc = JSON.parse(new TextDecoder().decode(evidence.bytes)) as {
+        last_heartbeat: SignedHeartbeatRecord;
+        heartbeat_loss_ms: number;
+        attempts: Array<{ violation: string; attempt: AttemptRecord }>;
+      };
+      expect(doc.heartbeat_loss_ms).to.equal(LOSS);
+      expect(doc.last_heartbeat).to.deep.equal(heartbeats.last.get(NODE_C.toLowerCase()));
+      expect(await heartbeatSigner(doc.last_heartbeat)).to.equal(NODE_C);
+      expect(doc.last_heartbeat.heartbeat.timestamp).to.be.lessThan(now - LOSS);
+      expect(doc.attempts.map((a) => [a.violation, a.attempt.status])).to.deep.equal([["heartbeat_lost", "sent"]]);
+      // An incident without a lost heartbeat carries none.
+      const [dropped] = settledIncidents(
+        slaViolations([attempt(4, NODE_C, 20_000)], now, 1_000, heartbeats),
+        options(now),
+      );
+      const plain = JSON.parse(new TextDecoder().decode(slaEvidence(NETWORK, dropped!, new Map(), 10_000).bytes));
+      expect(plain).to.not.have.property("last_heartbeat");
+    });
+  });
+
   describe("slashAmount", function () {
     it("takes the configured share, at least 1 wei, never above the cap, nothing from nothing", function () {
       expect(slashAmount(10_000n, 5_000n, 1_000)).to.equal(1_000n);
@@ -217,8 +327,16 @@ describe("keeper SLA logic", function () {
         slaEveryMs: undefined,
         slashBps: 1_000,
         incidentWindowMs: 60_000,
+        heartbeatLossMs: 15_000,
         gatewayPrefix: "inframesh:gw:",
       });
+      expect(
+        keeperConfig({ INFRAMESH_KEEPER_KEY: KEY, INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS: "4000" }).heartbeatLossMs,
+      ).to.equal(4_000);
+      expect(() => keeperConfig({ INFRAMESH_KEEPER_KEY: KEY, INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS: "10" })).to.throw(
+        ConfigError,
+        /INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS must be a whole number ≥ 100, got "10"/,
+      );
     });
 
     it("names what epoch close and the SLA watch need, and bad values", function () {
