@@ -1,10 +1,11 @@
 // The SLA watch: every INFRAMESH_KEEPER_SLA_EVERY_MS it reads the attempt records and quorum-dissent
 // evidence the gateways keep in their shared Redis, turns each settled incident (one node, its
-// unanswered attempts within one window) and each dissent into an evidence document, and queues
-// one slash job per document, its id derived from the document's sha256. The slash job checks
-// the chain first (NodeStaking.evidenceUsed), publishes the document to the blob store, then sends
-// slash(node, amount, sha256): a repeated trigger, a Redis restart, an RPC outage or a crash
-// between sending and recording all end with one slash per violation.
+// unanswered attempts within one window; a node whose heartbeat stopped while it holds jobs counts
+// at once, with its last signed heartbeat in the evidence) and each dissent into an evidence
+// document, and queues one slash job per document, its id derived from the document's sha256. The
+// slash job checks the chain first (NodeStaking.evidenceUsed), publishes the document to the blob
+// store, then sends slash(node, amount, sha256): a repeated trigger, a Redis restart, an RPC outage
+// or a crash between sending and recording all end with one slash per violation.
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ import {
   dissentEvidenceDocument,
   nodeStakingSlashAbi,
   settledIncidents,
+  silentNodes,
   slaEvidence,
   slaViolations,
   slashAmount,
@@ -83,8 +85,11 @@ export function slaJobs(ctx: KeeperContext): KeeperJobGroup {
     const s = gatewayStore();
     const now = Date.now();
     const since = now - ATTEMPT_TTL_MS;
-    const attempts = await s.attemptsToCheck(now - config.slaGraceMs);
-    const violations = slaViolations(attempts, now, config.slaGraceMs);
+    // Nodes holding jobs whose heartbeat is lost: their open attempts count now, not at their deadline.
+    const holders = await s.openAttemptHolders();
+    const heartbeats = { last: await s.lastHeartbeats(holders), lossMs: config.heartbeatLossMs };
+    const attempts = await s.attemptsToCheck(now - config.slaGraceMs, silentNodes(heartbeats, now));
+    const violations = slaViolations(attempts, now, config.slaGraceMs, heartbeats);
     const covered = await db.query<{ attempt_id: string; node: string; sent_at: string }>(
       "select attempt_id, node, sent_at from sla_slashed_attempts where chain_id = $1 and sent_at > $2",
       [chainId, since],
@@ -178,6 +183,17 @@ export function slaJobs(ctx: KeeperContext): KeeperJobGroup {
       // Slashed already: by this keeper before a crash, or by another slasher. Record, send nothing.
       await recordCovered(data, null, { observed: "evidence used on chain" });
       return "already slashed";
+    }
+    // An attempt is one violation whatever its kind, but not always one document: seen as
+    // heartbeat_lost, then as no_answer after its deadline (the node came back before the first
+    // slash was recorded, say an RPC outage), it is in two. Whichever slash is recorded first
+    // covers it; the other sends nothing.
+    for (const attempt of data.attempts) {
+      const [other] = await db.query<{ evidence_hash: string }>(
+        "select evidence_hash from sla_slashed_attempts where chain_id = $1 and attempt_id = $2 and evidence_hash <> $3",
+        [chainId, attempt.id, data.sha256],
+      );
+      if (other !== undefined) return `attempt ${attempt.id} already slashed for ${other.evidence_hash}`;
     }
     const [slashable, maxSlash] = await Promise.all([
       publicClient.readContract({

@@ -11,7 +11,9 @@ import { Queue } from "bullmq";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { parseAbi, sha256, toFunctionSelector, type Address, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 
+import { heartbeatSigner, signHeartbeat, type SignedHeartbeatRecord } from "../../gateway/heartbeat.ts";
 import { NodeStateStore, type AttemptRecord } from "../../gateway/node-state.ts";
 import { evidenceDigest, type DissentEvidence } from "../../gateway/quorum.ts";
 import { epochSettlementAbi as keeperSettlementAbi } from "../../keeper/jobs.ts";
@@ -371,6 +373,7 @@ describe("keeper (hardhat node, redis-server)", function () {
       INFRAMESH_KEEPER_INCIDENT_WINDOW_MS: "2000",
       INFRAMESH_KEEPER_SLA_GRACE_MS: "500",
       INFRAMESH_KEEPER_SLASH_BPS: "100",
+      INFRAMESH_KEEPER_HEARTBEAT_LOSS_MS: "1000",
       INFRAMESH_DATA_DIR: path.join(deployed.dir, "keeper-sla-db"),
       ...extra,
     });
@@ -561,6 +564,66 @@ describe("keeper (hardhat node, redis-server)", function () {
       );
       await sleep(1_500);
       expect(await slashesOfNode()).to.have.length(4);
+    });
+
+    it("slashes once, before the deadline, a node whose heartbeat stopped while it held a job", async function () {
+      const before = (await slashesOfNode()).length;
+      // The node heartbeats through a gateway (the gateway's store, 1 s TTL), takes a job with a
+      // ten-minute deadline, and goes silent.
+      const operator = privateKeyToAccount(DEV_KEYS[1]);
+      expect(operator.address).to.equal(node);
+      const signed = await signHeartbeat(operator, {
+        chain_id: 31337,
+        node,
+        endpoint: "http://127.0.0.1:9",
+        models: [1],
+        load: 0.5,
+        hardware: { cpus: 2, memory_bytes: 2 ** 30, gpus: [] },
+        timestamp: Date.now(),
+      });
+      expect(await gatewayStore.storeHeartbeat({ ...signed.heartbeat, node }, 1_000, signed)).to.equal(true);
+      const jobId = `0x${(nextJob++).toString(16).padStart(64, "0")}` as Hex;
+      const held: AttemptRecord = {
+        job_id: jobId,
+        work_unit_hash: sha256(jobId),
+        node,
+        sent_at: Date.now(),
+        deadline: Date.now() + 600_000,
+        status: "sent",
+      };
+      await gatewayStore.recordAttemptSent(held, {
+        work_unit: {
+          job_id: jobId,
+          model_ref: { model_id: 1, version: 0 },
+          input_hash: sha256(`0x${"00".repeat(16)}`),
+          requested_by: deployed.wallet(2).account.address,
+          expires_at: Math.floor(Date.now() / 1000) + 900,
+          max_fee: "25",
+        },
+        client_signature: `0x${"11".repeat(65)}`,
+      });
+
+      const slashes = await waitSlashes(before + 1);
+      expect(Date.now(), "long before the job's deadline").to.be.lessThan(held.deadline);
+      expect(await gatewayStore.nodes(), "the heartbeat itself has expired").to.deep.equal([]);
+      for (let i = 0; i < 5; i++) expect((await scan()).status).to.equal(202);
+      await sleep(2_000);
+      expect(await slashesOfNode()).to.have.length(before + 1);
+
+      const published = await fetch(`${blob.url}/blob/${slashes[before]!.evidenceHash.slice(2)}`);
+      const bytes = new Uint8Array(await published.arrayBuffer());
+      expect(sha256(bytes)).to.equal(slashes[before]!.evidenceHash);
+      const evidence = JSON.parse(new TextDecoder().decode(bytes)) as {
+        node: string;
+        attempts: Array<{ violation: string; attempt: AttemptRecord }>;
+        last_heartbeat: SignedHeartbeatRecord;
+        heartbeat_loss_ms: number;
+      };
+      expect(evidence.node).to.equal(node);
+      expect(evidence.attempts.map((a) => [a.violation, a.attempt])).to.deep.equal([["heartbeat_lost", held]]);
+      expect(evidence.last_heartbeat).to.deep.equal(signed);
+      expect(evidence.heartbeat_loss_ms).to.equal(1_000);
+      expect(await heartbeatSigner(evidence.last_heartbeat), "the node's own signature").to.equal(node);
     });
   });
 });
