@@ -3,11 +3,11 @@
 // are stored newest-only and expire, and dissent evidence is kept once per digest.
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import { getAddress, type Address } from "viem";
+import { getAddress, type Address, type Hex } from "viem";
 
 import { GatewayError } from "../../gateway/errors.ts";
 import type { Heartbeat, SignedHeartbeatRecord } from "../../gateway/heartbeat.ts";
-import { NodeStateStore, type ServedJob } from "../../gateway/node-state.ts";
+import { NodeStateStore, type AttemptRecord, type ServedJob } from "../../gateway/node-state.ts";
 import type { DissentEvidence } from "../../gateway/quorum.ts";
 import { leaseSize, MAX_LEASE, RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
 import { EMPTY_STATS, updateStats, type NodeStats } from "../../gateway/scoring.ts";
@@ -156,6 +156,30 @@ describe("gateway Redis scripts (real redis-server)", function () {
     expect(await put(now)).to.equal(false);
     expect(await put(now + 2)).to.equal(true);
     expect((await store.lastHeartbeats([NODE])).get(NODE.toLowerCase())!.heartbeat.timestamp).to.equal(now + 2);
+  });
+
+  it("reads the open attempts of the nodes it is asked about whatever their deadline, the others once it passed", async function () {
+    const store = new NodeStateStore(redis, "t6:");
+    const other = getAddress("0x00000000000000000000000000000000000000c2") as Address;
+    const now = Date.now();
+    const sent = (n: number, node: Address, deadline: number): AttemptRecord => ({
+      job_id: `0x${n.toString(16).padStart(64, "0")}` as Hex,
+      work_unit_hash: `0x${"00".repeat(32)}`,
+      node,
+      sent_at: now,
+      deadline,
+      status: "sent",
+    });
+    const unit = { work_unit: {} as never, client_signature: `0x${"11".repeat(65)}` as Hex };
+    const held = sent(1, NODE, now + 600_000);
+    await store.recordAttemptSent(held, unit);
+    await store.recordAttemptSent(sent(2, other, now + 600_000), unit);
+    const late = sent(3, other, now - 1);
+    await store.recordAttemptSent(late, unit);
+    expect((await store.openAttemptHolders()).sort()).to.deep.equal([NODE.toLowerCase(), other.toLowerCase()].sort());
+    expect(await store.attemptsToCheck(now)).to.deep.equal([late]);
+    const both = await store.attemptsToCheck(now, new Set([NODE.toLowerCase()]));
+    expect(both.map((a) => a.job_id).sort()).to.deep.equal([held.job_id, late.job_id].sort());
   });
 
   it("records dissent evidence once per digest", async function () {
