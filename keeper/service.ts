@@ -573,18 +573,23 @@ async function startKeeperWith(
   const url = `http://${config.host}:${port}`;
   logger.info({ url, chainId, keeper: account.address as Address, db: db.kind }, "keeper started");
 
+  // Once: a caller that stops the keeper early and its cleanup list that stops it again.
+  let stopped: Promise<void> | undefined;
   return {
     url,
-    async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      stopIndexer.abort();
-      await indexing;
-      await sampling.stop();
-      await worker.close();
-      await queue.close();
-      for (const group of groups) await group.close?.();
-      connection.disconnect();
-      await db.close();
+    stop() {
+      stopped ??= (async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        stopIndexer.abort();
+        await indexing;
+        await sampling.stop();
+        await worker.close();
+        await queue.close();
+        for (const group of groups) await group.close?.();
+        connection.disconnect();
+        await db.close();
+      })();
+      return stopped;
     },
   };
 }

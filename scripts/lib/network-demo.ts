@@ -22,6 +22,7 @@ import { keeperConfig } from "../../keeper/config.ts";
 import { startKeeper } from "../../keeper/service.ts";
 import { deposit } from "../../sdk/escrow.ts";
 import { readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
+import { runAuditStep } from "./audit-step.ts";
 import { DEPLOYER_KEY, SIMPLENET_PRICE, TOKEN, startInferenceNetwork, type RunningAgent } from "./inference-network.ts";
 import { rpc } from "./local-chain.ts";
 import { formatSection, formatTable } from "./table.ts";
@@ -66,6 +67,8 @@ export interface NetworkDemoSummary {
   answeredBy: Record<string, number>;
   receiptsVerified: number;
   settledEpoch: string;
+  /** `infra audit --all`'s verdict on the network's chain at the end. */
+  audit: string;
 }
 
 export async function runNetworkScenario(
@@ -313,10 +316,14 @@ export async function runNetworkScenario(
       `(published to the blob store: ${document.attempts.length} unanswered call(s) in one incident: ${kinds}), ` +
       `tx ${slashLog.transactionHash}`,
   );
+
+  // The keeper stops first, so the auditor reads a chain nobody is writing to.
+  await keeper.stop();
+  const audit = await runAuditStep(say, net, oracle.url);
   console.log(
     `\nNetwork summary: ${CALLS} calls, ${answered} answered (failover past the killed node), ` +
       `${verified.verified ?? 0} receipts verified and settled in epoch ${epoch.epoch}, ` +
-      `${agents.length} claims (${claimGas.toLocaleString("en-US")} gas), 1 slash.`,
+      `${agents.length} claims (${claimGas.toLocaleString("en-US")} gas), 1 slash; ${audit.verdict}.`,
   );
   return {
     calls: CALLS,
@@ -324,5 +331,6 @@ export async function runNetworkScenario(
     answeredBy,
     receiptsVerified: verified.verified ?? 0,
     settledEpoch: epoch.epoch,
+    audit: audit.verdict,
   };
 }
