@@ -23,6 +23,7 @@ import { startKeeper } from "../../keeper/service.ts";
 import { deposit } from "../../sdk/escrow.ts";
 import { readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
 import { runAuditStep } from "./audit-step.ts";
+import { hasDockerd, startDockerEngine } from "./docker.ts";
 import { DEPLOYER_KEY, SIMPLENET_PRICE, TOKEN, startInferenceNetwork, type RunningAgent } from "./inference-network.ts";
 import { rpc } from "./local-chain.ts";
 import { formatSection, formatTable } from "./table.ts";
@@ -102,18 +103,36 @@ export async function runNetworkScenario(
     heartbeats: { max_age_ms: 3_000, max_future_ms: 2_000 },
     routing: { forward_timeout_ms: 2_000, max_attempts: 3, down_cooldown_ms: 5_000, node_refresh_ms: 200 },
   });
+  // node-b runs simplenet in a locked-down container where a Docker engine can be started (a
+  // private dockerd, or DOCKER_HOST); elsewhere all three use the process runtime.
+  const docker =
+    hasDockerd() || process.env.DOCKER_HOST?.startsWith("unix://") === true ? await startDockerEngine() : undefined;
+  if (docker !== undefined) cleanups.push(() => docker.stop());
   const labels = new Map<string, string>();
+  const runtimes = new Map<string, string>();
   const agents: RunningAgent[] = [];
   for (const [i, name] of ["node-a", "node-b", "node-c"].entries()) {
     const operator = await net.addOperator(10_000n);
     labels.set(operator.account.address, name);
-    agents.push(await net.startAgent(operator, { child: i === 2, oracles: [oracle.url], gateway: gateway.url }));
+    const runtime = i === 1 && docker !== undefined ? "docker" : "process";
+    runtimes.set(operator.account.address, runtime);
+    agents.push(
+      await net.startAgent(operator, {
+        child: i === 2,
+        oracles: [oracle.url],
+        gateway: gateway.url,
+        runtime,
+        ...(runtime === "docker" ? { env: { DOCKER_HOST: docker!.host } } : {}),
+      }),
+    );
   }
   const [nodeA, , nodeC] = agents as [RunningAgent, RunningAgent, RunningAgent];
   console.log(`  oracle ${oracle.url}, gateway ${gateway.url}`);
   for (const agent of agents) {
-    console.log(`  ${labels.get(agent.operator.account.address)} ${agent.operator.account.address} at ${agent.url}`);
+    const address = agent.operator.account.address;
+    console.log(`  ${labels.get(address)} ${address} at ${agent.url} (${runtimes.get(address)} runtime)`);
   }
+  if (docker === undefined) console.log("  (no Docker engine here: node-b uses the process runtime too)");
   await waitFor("the gateway to see the three nodes' heartbeats", async () => {
     const nodes = await gateway.refreshNodes();
     return nodes.length === 3 ? true : undefined;

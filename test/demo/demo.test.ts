@@ -3,6 +3,7 @@
 // Slow (starts a chain and deploys): run alone with `npx hardhat test mocha test/demo/demo.test.ts`.
 import { expect } from "chai";
 
+import { hasDockerd } from "../../scripts/lib/docker.ts";
 import { rpc, spawnGroup } from "../../scripts/lib/local-chain.ts";
 
 describe("npm run demo", function () {
@@ -111,6 +112,9 @@ describe("npm run demo", function () {
 
   it("serves 100 calls through the gateway and real node agents with one killed, settles them through the oracle", function () {
     expect(output).to.match(/call 50: node-c killed \(SIGKILL to its process group\)/);
+    // node-b serves from a container wherever a Docker engine can be started.
+    const nodeBRuntime = hasDockerd() || process.env.DOCKER_HOST?.startsWith("unix://") ? "docker" : "process";
+    expect(output).to.match(new RegExp(`node-b 0x[0-9a-fA-F]{40} at http://\\S+ \\(${nodeBRuntime} runtime\\)`));
     expect(output).to.match(/100 of 100 answered: node-a \d+, node-b \d+, node-c \d+/);
     expect(output).to.include('oracle: {"queued":0,"verified":100,"rejected":0');
     expect(output).to.match(
