@@ -38,10 +38,12 @@ import { Indexer, readCursor } from "./indexer/indexer.ts";
 import { followedContracts } from "./indexer/logic.ts";
 import { startSampling } from "./sampling/worker.ts";
 import {
+  epochLengthProblem,
   epochSettlementAbi,
   finaliseDecision,
   finaliseJobId,
   parseEpoch,
+  paymentEscrowDelayAbi,
   settlementStatus,
   unbondingJobId,
   unbondingNotice,
@@ -143,6 +145,18 @@ async function startKeeperWith(
   const { record, publicClient } = network;
   const chainId = record.chainId;
   const settlement = record.contracts.epochSettlement.address;
+  if (config.epochMs !== undefined) {
+    const [challengeWindow, withdrawalDelay] = await Promise.all([
+      publicClient.readContract({ address: settlement, abi: epochSettlementAbi, functionName: "challengeWindow" }),
+      publicClient.readContract({
+        address: record.contracts.paymentEscrow.address,
+        abi: paymentEscrowDelayAbi,
+        functionName: "withdrawalDelay",
+      }),
+    ]);
+    const problem = epochLengthProblem(config.epochMs, BigInt(challengeWindow), BigInt(withdrawalDelay));
+    if (problem !== null) throw new KeeperJobError(problem);
+  }
   const nodeStaking = record.contracts.nodeStaking.address;
   const account = privateKeyToAccount(config.keeperKey);
   const wallet = createWalletClient({
