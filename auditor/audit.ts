@@ -2,7 +2,6 @@
 // given a database), reads every protocol event from it, fetches each settled epoch's receipt
 // batch (blob peers, then the oracle's API), reads the contracts' views at the indexed block, and
 // hands everything to the pure checks (settlement.ts, balances.ts).
-import type { ZkRequirement } from "../oracle/rules/zk.ts";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,8 +12,9 @@ import { type Address, type Hex, type PublicClient, createPublicClient, getAddre
 import { openDatabase, type Database } from "../keeper/indexer/db.ts";
 import { Indexer } from "../keeper/indexer/indexer.ts";
 import { followedContracts, type JsonArg } from "../keeper/indexer/logic.ts";
-import { epochSettlementAbi } from "../oracle/chain.ts";
-import { ZkVerifierRegistry } from "../oracle/rules/zk.ts";
+import { epochSettlementAbi, zkInferenceVerifierAbi } from "../oracle/chain.ts";
+import type { ZkRequirement, ZkVerifierRegistry } from "../oracle/rules/zk.ts";
+import { loadZkVerifiers } from "../oracle/zk.ts";
 import { CONTRACT_KEYS, type ContractKey, type DeploymentRecord } from "../sdk/deployment.ts";
 import { type EarningsEntry } from "../sdk/earnings.ts";
 import { type Settlement, inframeshDomain } from "../sdk/eip712.ts";
@@ -49,7 +49,7 @@ export interface AuditOptions {
    * two agree on which blocks may still re-org); default 0.
    */
   confirmations?: number | undefined;
-  /** Proof systems accepted for zk receipts (the oracle's own registry). */
+  /** Proof systems accepted for zk receipts; default: the ones the oracle registers at start-up. */
   zk?: ZkVerifierRegistry | undefined;
   /** Milliseconds one batch download may take. */
   fetchTimeoutMs?: number;
@@ -211,8 +211,7 @@ export function modelHistory(events: readonly AuditEvent[]): ModelHistory {
         const key = versionKey(a.modelId as string, a.version as string);
         addTo(prices, key, big(input.price));
         const zk = getAddress(input.zkVerifier as string);
-        // The verifier's weights commitment is not in the event; the proof is still checked
-        // against the recorded verifier and verifying-key hash.
+        // The verifier's weights commitment is not in the event: withWeightsCommitments reads it.
         zkVerifiers.set(
           key,
           BigInt(zk) === 0n
@@ -228,6 +227,22 @@ export function modelHistory(events: readonly AuditEvent[]): ModelHistory {
     }
   }
   return { prices, publishers, zkVerifiers };
+}
+
+/**
+ * Each zk verifier's `weightsCommitment()`, which VersionPublished does not carry. It is immutable
+ * in the verifier, so the head's value is the one the oracle read; an ezkl verifier has none (null).
+ */
+async function withWeightsCommitments(history: ModelHistory, publicClient: PublicClient): Promise<ModelHistory> {
+  const zkVerifiers = new Map(history.zkVerifiers);
+  for (const [key, zk] of zkVerifiers) {
+    if (zk === null) continue;
+    const weightsCommitment = await publicClient
+      .readContract({ address: zk.verifier, abi: zkInferenceVerifierAbi, functionName: "weightsCommitment" })
+      .catch(() => null);
+    zkVerifiers.set(key, { ...zk, weightsCommitment });
+  }
+  return { ...history, zkVerifiers };
 }
 
 // ------------------------------------------------------------------ batches
@@ -385,9 +400,11 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     );
 
   const domain = inframeshDomain(record.chainId, record.contracts.epochSettlement.address);
-  const models = modelHistory(events);
+  const models = await withWeightsCommitments(modelHistory(events), publicClient);
   const balances = replayBalances(events, record.contracts.rewardClaims.address);
-  const zk = options.zk ?? new ZkVerifierRegistry();
+  // The same verifiers the oracle registers at start-up: a zk-required receipt is checked as the
+  // oracle checked it, or the audit would report every proven job as unverifiable.
+  const zk = options.zk ?? (await loadZkVerifiers(publicClient));
   const findings: Finding[] = [];
   const summaries: EpochSummary[] = settlements
     .filter((s) => s.status === "voided" && (options.epochs === "all" || s.epoch === options.epochs))

@@ -4,11 +4,33 @@
 import { parseAbi } from "viem";
 
 /** The parts of EpochSettlement the keeper calls (the full ABI is in deployments/<network>.json). */
+/** PaymentEscrow's withdrawal delay (seconds). */
+export const paymentEscrowDelayAbi = parseAbi(["function withdrawalDelay() view returns (uint32)"]);
+
+/**
+ * Why epochs of `epochMs` are unsafe with this escrow, or null. A job served at the start of an
+ * epoch is debited only when the epoch is final: up to one epoch plus the challenge window later.
+ * A client that asks to withdraw right after its job must not be able to take the funds out
+ * first, or the epoch's whole `collectDebits` reverts on its short balance (docs/settlement.md).
+ */
+export function epochLengthProblem(epochMs: number, challengeWindowS: bigint, withdrawalDelayS: bigint): string | null {
+  const epochS = BigInt(Math.ceil(epochMs / 1000));
+  if (epochS + challengeWindowS <= withdrawalDelayS) return null;
+  return (
+    `INFRAMESH_KEEPER_EPOCH_MS=${epochMs} is too long for this deployment: an epoch (${epochS} s) plus the ` +
+    `challenge window (${challengeWindowS} s) exceeds the escrow's withdrawal delay (${withdrawalDelayS} s), so a ` +
+    `client could withdraw before its jobs are debited. Use epochs of at most ` +
+    `${withdrawalDelayS > challengeWindowS ? (withdrawalDelayS - challengeWindowS) * 1000n : 0n} ms, or have ` +
+    `governance raise PaymentEscrow.withdrawalDelay`
+  );
+}
+
 export const epochSettlementAbi = parseAbi([
   "struct SettlementRecord { bytes32 settlementHash; uint64 finalisableAt; uint8 status; }",
   "function nextEpoch() view returns (uint64)",
   "function settlementOf(uint64 epoch) view returns (SettlementRecord)",
   "function finalise(uint64 epoch)",
+  "function challengeWindow() view returns (uint32)",
   "error UnexpectedStatus(uint64 epoch, uint8 status)",
   "error ChallengeWindowOpen(uint64 epoch, uint64 finalisableAt, uint256 nowTimestamp)",
 ]);

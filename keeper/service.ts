@@ -38,10 +38,12 @@ import { Indexer, readCursor } from "./indexer/indexer.ts";
 import { followedContracts } from "./indexer/logic.ts";
 import { startSampling } from "./sampling/worker.ts";
 import {
+  epochLengthProblem,
   epochSettlementAbi,
   finaliseDecision,
   finaliseJobId,
   parseEpoch,
+  paymentEscrowDelayAbi,
   settlementStatus,
   unbondingJobId,
   unbondingNotice,
@@ -143,6 +145,18 @@ async function startKeeperWith(
   const { record, publicClient } = network;
   const chainId = record.chainId;
   const settlement = record.contracts.epochSettlement.address;
+  if (config.epochMs !== undefined) {
+    const [challengeWindow, withdrawalDelay] = await Promise.all([
+      publicClient.readContract({ address: settlement, abi: epochSettlementAbi, functionName: "challengeWindow" }),
+      publicClient.readContract({
+        address: record.contracts.paymentEscrow.address,
+        abi: paymentEscrowDelayAbi,
+        functionName: "withdrawalDelay",
+      }),
+    ]);
+    const problem = epochLengthProblem(config.epochMs, BigInt(challengeWindow), BigInt(withdrawalDelay));
+    if (problem !== null) throw new KeeperJobError(problem);
+  }
   const nodeStaking = record.contracts.nodeStaking.address;
   const account = privateKeyToAccount(config.keeperKey);
   const wallet = createWalletClient({
@@ -573,18 +587,23 @@ async function startKeeperWith(
   const url = `http://${config.host}:${port}`;
   logger.info({ url, chainId, keeper: account.address as Address, db: db.kind }, "keeper started");
 
+  // Once: a caller that stops the keeper early and its cleanup list that stops it again.
+  let stopped: Promise<void> | undefined;
   return {
     url,
-    async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      stopIndexer.abort();
-      await indexing;
-      await sampling.stop();
-      await worker.close();
-      await queue.close();
-      for (const group of groups) await group.close?.();
-      connection.disconnect();
-      await db.close();
+    stop() {
+      stopped ??= (async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        stopIndexer.abort();
+        await indexing;
+        await sampling.stop();
+        await worker.close();
+        await queue.close();
+        for (const group of groups) await group.close?.();
+        connection.disconnect();
+        await db.close();
+      })();
+      return stopped;
     },
   };
 }

@@ -10,8 +10,11 @@
 // deployer, as the oracle committee, settles the epoch and everyone claims
 // (scripts/lib/settlement-demo.ts). Last, the inference network on a fresh chain: the oracle, a
 // gateway and three node agents serving simplenet; 100 calls with a node killed midway, the epoch
-// settled by the oracle, claims and a slash (scripts/lib/network-demo.ts). Stops every process
-// and the chains (also on error and Ctrl-C).
+// closed by the keeper and settled by the oracle, claims, the keeper's SLA slash, and
+// `infra audit --all` passing (scripts/lib/network-demo.ts). Then zkML on a network of its own:
+// proven calls verified and paid, a bad proof refused, a challenge answered and one slashed, and
+// the audit again (scripts/lib/zk-demo.ts). Stops every process and the chains (also on error
+// and Ctrl-C).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -52,6 +55,7 @@ import { readModel } from "../sdk/models.ts";
 import { runModelScenario } from "./lib/model-demo.ts";
 import { runNetworkScenario } from "./lib/network-demo.ts";
 import { runSettlementScenario } from "./lib/settlement-demo.ts";
+import { runZkScenario } from "./lib/zk-demo.ts";
 import { PROJECT_ROOT, killAllChildren, runHardhat, startHardhatNode, type LocalChain } from "./lib/local-chain.ts";
 import { formatSection, formatTable } from "./lib/table.ts";
 
@@ -510,6 +514,7 @@ async function main(): Promise<void> {
     // The staking/model/settlement chain is done with: stop it before the network starts its own.
     await chain.stop();
     await runNetworkScenario(say, cleanups);
+    await runZkScenario(say, cleanups);
     console.log("\nDemo finished.");
   } finally {
     await cleanUp();

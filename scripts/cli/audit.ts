@@ -10,6 +10,7 @@ import path from "node:path";
 
 import { type Command, Option } from "commander";
 
+import { releaseZkResources } from "../../circuits/prover.ts";
 import { AuditError, type AuditReport, runAudit } from "../../auditor/audit.ts";
 import { findingsCsv, formatFinding } from "../../auditor/findings.ts";
 import { readDeployment } from "../../keeper/chain.ts";
@@ -163,6 +164,9 @@ export function addAuditCommand(program: Command): void {
         if (error instanceof AuditError && (error.code === "unknown_epoch" || error.code === "no_blob_peers"))
           throw new CliError(error.message, { cause: error });
         throw error;
+      } finally {
+        // The Groth16 verifier's curve runs worker threads that would keep the command alive.
+        await releaseZkResources();
       }
       if (flags.csv !== undefined) await writeFile(flags.csv, findingsCsv(report.findings));
       process.stdout.write(options.json ? toJson(report) : `${formatAuditReport(report)}\n`);

@@ -134,6 +134,8 @@ export interface InferenceNetwork {
       agentOptions?: AgentOptions;
       oracles?: string[];
       gateway?: string;
+      /** The model runtime (default process); docker needs DOCKER_HOST in `env`. */
+      runtime?: "process" | "docker";
       /** Extra environment for the agent (test hooks such as INFRAMESH_AGENT_TEST_BAD_PROOF). */
       env?: NodeJS.ProcessEnv;
     },
@@ -255,6 +257,7 @@ export async function startInferenceNetwork(deploymentId: string): Promise<Infer
           chain: { rpc_url: chain.rpcUrl, deployment: deploymentFile },
           listen: { host: "127.0.0.1", port },
           models: [{ model: "simplenet", bundle: SIMPLENET_DIR }],
+          runtime: options.runtime ?? "process",
           oracles: options.oracles ?? [oracle.url],
           ...(options.gateway === undefined ? {} : { gateway: options.gateway }),
           data_dir: path.join(work, `agent-${n}`),

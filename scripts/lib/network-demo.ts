@@ -22,6 +22,8 @@ import { keeperConfig } from "../../keeper/config.ts";
 import { startKeeper } from "../../keeper/service.ts";
 import { deposit } from "../../sdk/escrow.ts";
 import { readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
+import { runAuditStep } from "./audit-step.ts";
+import { hasDockerd, startDockerEngine } from "./docker.ts";
 import { DEPLOYER_KEY, SIMPLENET_PRICE, TOKEN, startInferenceNetwork, type RunningAgent } from "./inference-network.ts";
 import { rpc } from "./local-chain.ts";
 import { formatSection, formatTable } from "./table.ts";
@@ -66,6 +68,8 @@ export interface NetworkDemoSummary {
   answeredBy: Record<string, number>;
   receiptsVerified: number;
   settledEpoch: string;
+  /** `infra audit --all`'s verdict on the network's chain at the end. */
+  audit: string;
 }
 
 export async function runNetworkScenario(
@@ -99,18 +103,36 @@ export async function runNetworkScenario(
     heartbeats: { max_age_ms: 3_000, max_future_ms: 2_000 },
     routing: { forward_timeout_ms: 2_000, max_attempts: 3, down_cooldown_ms: 5_000, node_refresh_ms: 200 },
   });
+  // node-b runs simplenet in a locked-down container where a Docker engine can be started (a
+  // private dockerd, or DOCKER_HOST); elsewhere all three use the process runtime.
+  const docker =
+    hasDockerd() || process.env.DOCKER_HOST?.startsWith("unix://") === true ? await startDockerEngine() : undefined;
+  if (docker !== undefined) cleanups.push(() => docker.stop());
   const labels = new Map<string, string>();
+  const runtimes = new Map<string, string>();
   const agents: RunningAgent[] = [];
   for (const [i, name] of ["node-a", "node-b", "node-c"].entries()) {
     const operator = await net.addOperator(10_000n);
     labels.set(operator.account.address, name);
-    agents.push(await net.startAgent(operator, { child: i === 2, oracles: [oracle.url], gateway: gateway.url }));
+    const runtime = i === 1 && docker !== undefined ? "docker" : "process";
+    runtimes.set(operator.account.address, runtime);
+    agents.push(
+      await net.startAgent(operator, {
+        child: i === 2,
+        oracles: [oracle.url],
+        gateway: gateway.url,
+        runtime,
+        ...(runtime === "docker" ? { env: { DOCKER_HOST: docker!.host } } : {}),
+      }),
+    );
   }
   const [nodeA, , nodeC] = agents as [RunningAgent, RunningAgent, RunningAgent];
   console.log(`  oracle ${oracle.url}, gateway ${gateway.url}`);
   for (const agent of agents) {
-    console.log(`  ${labels.get(agent.operator.account.address)} ${agent.operator.account.address} at ${agent.url}`);
+    const address = agent.operator.account.address;
+    console.log(`  ${labels.get(address)} ${address} at ${agent.url} (${runtimes.get(address)} runtime)`);
   }
+  if (docker === undefined) console.log("  (no Docker engine here: node-b uses the process runtime too)");
   await waitFor("the gateway to see the three nodes' heartbeats", async () => {
     const nodes = await gateway.refreshNodes();
     return nodes.length === 3 ? true : undefined;
@@ -313,10 +335,14 @@ export async function runNetworkScenario(
       `(published to the blob store: ${document.attempts.length} unanswered call(s) in one incident: ${kinds}), ` +
       `tx ${slashLog.transactionHash}`,
   );
+
+  // The keeper stops first, so the auditor reads a chain nobody is writing to.
+  await keeper.stop();
+  const audit = await runAuditStep(say, net, oracle.url);
   console.log(
     `\nNetwork summary: ${CALLS} calls, ${answered} answered (failover past the killed node), ` +
       `${verified.verified ?? 0} receipts verified and settled in epoch ${epoch.epoch}, ` +
-      `${agents.length} claims (${claimGas.toLocaleString("en-US")} gas), 1 slash.`,
+      `${agents.length} claims (${claimGas.toLocaleString("en-US")} gas), 1 slash; ${audit.verdict}.`,
   );
   return {
     calls: CALLS,
@@ -324,5 +350,6 @@ export async function runNetworkScenario(
     answeredBy,
     receiptsVerified: verified.verified ?? 0,
     settledEpoch: epoch.epoch,
+    audit: audit.verdict,
   };
 }

@@ -29,6 +29,7 @@ import {
   type InferenceNetwork,
   type RunningAgent,
 } from "./inference-network.ts";
+import { runAuditStep } from "./audit-step.ts";
 import { getJson, waitFor } from "./network-demo.ts";
 import { rpc } from "./local-chain.ts";
 import { publishZkSimplenet, waitForVerdict } from "./zk-network.ts";
@@ -54,6 +55,8 @@ export interface ZkDemoSummary {
   answeredChallenge: { job: Hex; status: string };
   slashedChallenge: { job: Hex; badAnswer: string; slashed: string };
   proveMs: number[];
+  /** `infra audit --all`'s verdict at the end: zk proofs included in what it checks. */
+  audit: string;
 }
 
 async function postJob(agent: RunningAgent, call: unknown): Promise<{ job_id: Hex; output: string }> {
@@ -284,6 +287,8 @@ export async function runZkScenario(
       `after the ${window} s response window executeSlash took ${amount(before - after)} INFRA (gas ${slashedTx.gasUsed})`,
   );
 
+  const audit = await runAuditStep(say, net, oracle.url);
+
   const summary: ZkDemoSummary = {
     version: zk.version.toString(),
     verifier: zk.verifier,
@@ -296,12 +301,13 @@ export async function runZkScenario(
     answeredChallenge: { job: target.job, status: answeredStatus },
     slashedChallenge: { job: cheatAnswer.job_id, badAnswer, slashed: (before - after).toString() },
     proveMs,
+    audit: audit.verdict,
   };
   console.log(
     `\nzkML summary: ${CALLS} proven calls verified and paid (epoch ${epoch.epoch}, ${claim.cumulative_amount} wei ` +
       `claimed), 1 bad proof refused (${refused.reason_code}: ${refused.reason?.split(":")[0]}), ` +
       `1 challenge answered with a proof, 1 slashed (${amount(before - after)} INFRA); ` +
-      `job latency with proof ${proveMs.join(", ")} ms.`,
+      `job latency with proof ${proveMs.join(", ")} ms; ${audit.verdict}.`,
   );
   return summary;
 }

@@ -80,9 +80,9 @@ describe("gateway Redis scripts (real redis-server)", function () {
     const exact = new RedisRateLimiter(redis, "t4:");
     const tokens = async () => Number(await redis.hget(key, "tokens"));
     await leasing.take("k", limit, t); // leases 10 (a tenth of 100), spends 1
-    expect(await tokens()).to.be.closeTo(90, 0.01);
+    expectNear(await tokens(), 90);
     for (let i = 0; i < 4; i++) await leasing.take("k", limit, t); // from the lease: no Redis debit
-    expect(await tokens()).to.be.closeTo(90, 0.01);
+    expectNear(await tokens(), 90);
     // Another instance (no lease) sees only what is not leased: 90 left, takes them all.
     for (let i = 0; i < 90; i++) await exact.take("k", limit, t);
     const refused = await exact.take("k", limit, t).then(
@@ -108,9 +108,9 @@ describe("gateway Redis scripts (real redis-server)", function () {
     // Unspent leased tokens go back to the bucket when the lease ends.
     const fresh = new RedisRateLimiter(redis, "t5:", { leaseMs: 60_000 });
     await fresh.take("k", limit, t);
-    expect(Number(await redis.hget("t5:rl:k", "tokens"))).to.be.closeTo(90, 0.01);
+    expectNear(Number(await redis.hget("t5:rl:k", "tokens")), 90);
     await fresh.close();
-    expect(Number(await redis.hget("t5:rl:k", "tokens"))).to.be.closeTo(99, 0.01);
+    expectNear(Number(await redis.hget("t5:rl:k", "tokens")), 99);
   });
 
   it("node statistics in Redis follow updateStats", async function () {

@@ -3,6 +3,7 @@ import { expect } from "chai";
 
 import { ConfigError, indexerConfig, keeperConfig } from "../../keeper/config.ts";
 import {
+  epochLengthProblem,
   finaliseDecision,
   finaliseJobId,
   parseEpoch,
@@ -68,6 +69,25 @@ describe("keeper logic", function () {
     for (const bad of [-1, 1.5, "18446744073709551616", "0x10", "", null, undefined, {}]) {
       expect(() => parseEpoch(bad), JSON.stringify(bad)).to.throw(RangeError, /epoch must be a whole number/);
     }
+  });
+
+  describe("epochLengthProblem", function () {
+    it("accepts epochs whose length plus the challenge window fits in the withdrawal delay", function () {
+      expect(epochLengthProblem(1_000, 86_400n, 7n * 86_400n)).to.equal(null);
+      expect(epochLengthProblem(6 * 86_400_000, 86_400n, 7n * 86_400n)).to.equal(null); // exactly fits
+    });
+
+    it("refuses longer epochs, naming the three figures and the longest safe epoch", function () {
+      const problem = epochLengthProblem(6 * 86_400_000 + 1, 86_400n, 7n * 86_400n);
+      expect(problem).to.include("INFRAMESH_KEEPER_EPOCH_MS=518400001 is too long");
+      expect(problem).to.include("an epoch (518401 s) plus the challenge window (86400 s)");
+      expect(problem).to.include("withdrawal delay (604800 s)");
+      expect(problem).to.include("epochs of at most 518400000 ms");
+    });
+
+    it("says no epoch is safe when the challenge window alone exceeds the delay", function () {
+      expect(epochLengthProblem(1_000, 7_200n, 3_600n)).to.include("epochs of at most 0 ms");
+    });
   });
 
   describe("configuration", function () {
