@@ -566,10 +566,8 @@ describe("keeper (hardhat node, redis-server)", function () {
       expect(await slashesOfNode()).to.have.length(4);
     });
 
-    it("slashes once, before the deadline, a node whose heartbeat stopped while it held a job", async function () {
-      const before = (await slashesOfNode()).length;
-      // The node heartbeats through a gateway (the gateway's store, 1 s TTL), takes a job with a
-      // ten-minute deadline, and goes silent.
+    /** The node's heartbeat, signed with its operator key, stored as a gateway does (1 s TTL). */
+    async function heartbeatNow(): Promise<SignedHeartbeatRecord> {
       const operator = privateKeyToAccount(DEV_KEYS[1]);
       expect(operator.address).to.equal(node);
       const signed = await signHeartbeat(operator, {
@@ -582,13 +580,18 @@ describe("keeper (hardhat node, redis-server)", function () {
         timestamp: Date.now(),
       });
       expect(await gatewayStore.storeHeartbeat({ ...signed.heartbeat, node }, 1_000, signed)).to.equal(true);
+      return signed;
+    }
+
+    /** A job sent to the node now and never answered (the gateway's "sent" record), due in `dueInMs`. */
+    async function heldJob(dueInMs: number): Promise<AttemptRecord> {
       const jobId = `0x${(nextJob++).toString(16).padStart(64, "0")}` as Hex;
       const held: AttemptRecord = {
         job_id: jobId,
         work_unit_hash: sha256(jobId),
         node,
         sent_at: Date.now(),
-        deadline: Date.now() + 600_000,
+        deadline: Date.now() + dueInMs,
         status: "sent",
       };
       await gatewayStore.recordAttemptSent(held, {
@@ -602,6 +605,14 @@ describe("keeper (hardhat node, redis-server)", function () {
         },
         client_signature: `0x${"11".repeat(65)}`,
       });
+      return held;
+    }
+
+    it("slashes once, before the deadline, a node whose heartbeat stopped while it held a job", async function () {
+      const before = (await slashesOfNode()).length;
+      // The node heartbeats, takes a job with a ten-minute deadline, and goes silent.
+      const signed = await heartbeatNow();
+      const held = await heldJob(600_000);
 
       const slashes = await waitSlashes(before + 1);
       expect(Date.now(), "long before the job's deadline").to.be.lessThan(held.deadline);
@@ -624,6 +635,38 @@ describe("keeper (hardhat node, redis-server)", function () {
       expect(evidence.last_heartbeat).to.deep.equal(signed);
       expect(evidence.heartbeat_loss_ms).to.equal(1_000);
       expect(await heartbeatSigner(evidence.last_heartbeat), "the node's own signature").to.equal(node);
+    });
+
+    it("slashes an attempt once when it is seen as heartbeat_lost, then as no_answer after the node came back", async function () {
+      this.timeout(180_000);
+      const before = (await slashesOfNode()).length;
+      /** Ids of slash jobs that failed so far (the RPC is down), from the keeper's log. */
+      const failedSlashJobs = () =>
+        new Set(
+          keeper!
+            .output()
+            .split("\n")
+            .filter((line) => line.includes('"msg":"job failed"') && line.includes('"job":"slash"'))
+            .map((line) => (JSON.parse(line) as { id: string }).id),
+        );
+      const known = failedSlashJobs();
+      const newFailures = () => [...failedSlashJobs()].filter((id) => !known.has(id));
+      await heartbeatNow();
+      await heldJob(6_000);
+      await proxy.stop();
+      // The heartbeat is lost after 1 s and the incident settles 2 s later: its slash job cannot
+      // reach the chain. Then the node heartbeats again, the deadline passes, and the same attempt
+      // is a no_answer incident, another document.
+      await until("the heartbeat_lost slash job", async () => (newFailures().length >= 1 ? true : undefined));
+      await heartbeatNow();
+      await until("the no_answer slash job", async () => (newFailures().length >= 2 ? true : undefined));
+      await proxy.start();
+      await waitSlashes(before + 1);
+      await until("the other document's slash job to run", async () =>
+        keeper!.output().includes("already slashed for 0x") ? true : undefined,
+      );
+      await sleep(1_500);
+      expect(await slashesOfNode()).to.have.length(before + 1);
     });
   });
 });
