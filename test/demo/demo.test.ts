@@ -128,7 +128,7 @@ describe("npm run demo", function () {
     // Which failures the gateway saw depends on where each call was when node-c died.
     const slashLine = output.match(/^.*the keeper slashed node-c.*$/m)?.[0] ?? "(no slash line)";
     expect(slashLine).to.match(
-      /the keeper slashed node-c 100 INFRA for evidence sha256 0x[0-9a-f]{64} \(published to the blob store: \d+ unanswered call\(s\) in one incident: (dropped|unreachable|timeout|no_answer)(, (dropped|unreachable|timeout|no_answer))*\)/,
+      /the keeper slashed node-c 100 INFRA for evidence sha256 0x[0-9a-f]{64} \(published to the blob store: \d+ unanswered call\(s\) in one incident: (dropped|unreachable|timeout|no_answer|heartbeat_lost)(, (dropped|unreachable|timeout|no_answer|heartbeat_lost))*\)/,
     );
     expect(output).to.include("Network summary: 100 calls, 100 answered");
   });
