@@ -103,7 +103,12 @@ function buildProgram(): Command {
     )
     .option("--peer <url...>", "blob-store peer base URL (repeat or list several)")
     .option("--copies <n>", "peers holding each shard", parsePositiveInt("--copies"), 2)
-    .option("--price <units>", "price per call, in base units of the payment token", parsePrice, 0n)
+    // The default's label is given: commander would JSON.stringify 0n for --help, and throw.
+    .addOption(
+      new Option("--price <units>", "price per call, in base units of the payment token")
+        .argParser(parsePrice)
+        .default(0n, "0"),
+    )
     .option("--out <dir>", "where the shards and the manifest are written (default <dir>/blobs)")
     .option("--no-mature", "publish the version without making it the serving one")
     .action(
