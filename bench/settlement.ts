@@ -79,7 +79,7 @@ const claims = await ethers.deployContract("RewardClaims", [
 ]);
 const claimsAddress = await claims.getAddress();
 await (await escrow.grantRole(await escrow.SETTLEMENT_ROLE(), claimsAddress)).wait();
-await (await staking.grantRole(await staking.REWARDER_ROLE(), claimsAddress)).wait();
+await (await staking.setRedistributionRecipient(claimsAddress)).wait();
 const submitter = oracles[0]!.wallet;
 await ethers.provider.send("hardhat_setBalance", [submitter.address, "0x56BC75E2D63100000"]);
 const { chainId } = await ethers.provider.getNetwork();

@@ -15,14 +15,15 @@ import {InframeshTypes} from "../settlement/InframeshTypes.sol";
 
 /// @title RewardClaims
 /// @notice Turns final epoch settlements into payments: debits the clients of each final epoch from
-/// the escrow into this contract, allocates the slashed stake the epoch redistributes, then pays
-/// cumulative earnings against the latest funded root.
+/// the escrow, allocates the slashed stake the epoch redistributes, moves both into staking's earnings
+/// reserve, then pays cumulative earnings against the latest funded root out of that reserve.
 /// @dev Kept apart from `EpochSettlement` (which only decides what is final) so that each contract has
-/// one job. Roles it needs: `SETTLEMENT_ROLE` on the escrow, `REWARDER_ROLE` on staking; it is staking's
-/// redistribution recipient. Token accounting: this contract's balance of `TOKEN` is
-/// `funded - paid + unallocatedSlash()`; claims never pay more than `funded - paid`, and an epoch never
-/// allocates more slashed stake than is here unallocated, so a bad leaf can never take tokens that
-/// were not funded. Fee-on-transfer and rebasing tokens are not supported.
+/// one job. It needs `SETTLEMENT_ROLE` on the escrow and must be staking's redistribution recipient,
+/// which also makes it the only contract that funds and pays staking's earnings reserve. Token accounting: a funded epoch leaves nothing here (its tokens go to the
+/// staking reserve in the same transaction), so this contract's balance of `TOKEN` is the slashed stake
+/// released by staking and not yet allocated (`unallocatedSlash()`). Staking pays claims only out of
+/// the reserve this contract funded, so a bad leaf can never take tokens that were not funded.
+/// Fee-on-transfer and rebasing tokens are not supported.
 contract RewardClaims is IRewardClaims {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
@@ -43,11 +44,10 @@ contract RewardClaims is IRewardClaims {
 
     // ------------------------------------------------------------------ storage
 
-    /// @dev One slot, read and written once by every claim: funded and paid totals (104 bits: twenty
-    /// trillion tokens of 18 decimals) and the next epoch to fund.
+    /// @dev One slot, read and written once per funded epoch: the funded total and the next epoch to
+    /// fund. Claims do not touch it: what is paid is `funded - STAKING.earningsReserve()`.
     struct Ledger {
-        uint104 funded;
-        uint104 paid;
+        uint208 funded;
         uint48 nextEpoch;
     }
 
@@ -60,7 +60,7 @@ contract RewardClaims is IRewardClaims {
 
     /// @param settlement The settlement contract.
     /// @param escrow The payment escrow (grants this contract SETTLEMENT_ROLE).
-    /// @param staking The staking contract (grants this contract REWARDER_ROLE).
+    /// @param staking The staking contract (names this contract its redistribution recipient).
     /// @param token The token both the escrow and staking use.
     constructor(EpochSettlement settlement, IPaymentEscrow escrow, INodeStaking staking, IERC20 token) {
         if (address(settlement) == address(0)) revert ZeroAddress("settlement");
@@ -75,18 +75,16 @@ contract RewardClaims is IRewardClaims {
         ESCROW = escrow;
         STAKING = staking;
         TOKEN = token;
-        // Staking pulls rewards with transferFrom, only the amount this contract passes to `addRewards`.
+        // Staking pulls each funded epoch with transferFrom, only the amount passed to `fundEarnings`.
         token.forceApprove(address(staking), type(uint256).max);
     }
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev Tokens held beyond what funded epochs still owe: slashed stake released by staking (or a
-    /// direct transfer). Derived from the balance, so no transfer can make the books disagree.
-    function _unallocatedSlash(Ledger memory ledger) internal view returns (uint256) {
-        uint256 owed = ledger.funded - ledger.paid;
-        uint256 balance = TOKEN.balanceOf(address(this));
-        return balance > owed ? balance - owed : 0;
+    /// @dev Funded epochs leave nothing here, so everything held is slashed stake released by staking
+    /// (or a direct transfer) that no epoch has allocated yet.
+    function _unallocatedSlash() internal view returns (uint256) {
+        return TOKEN.balanceOf(address(this));
     }
 
     // ------------------------------------------------------------------ external: committee
@@ -103,13 +101,12 @@ contract RewardClaims is IRewardClaims {
         if (given != record.settlementHash) revert SettlementMismatch(epoch, given, record.settlementHash);
         // Measured before the debits arrive: only slashed stake already here can be allocated.
         uint256 redistributed = settlement.redistributedSlash;
-        uint256 available = _unallocatedSlash(ledger);
+        uint256 available = _unallocatedSlash();
         if (redistributed > available) revert InsufficientSlashedStake(redistributed, available);
 
         uint256 totalDebits = settlement.totalDebits;
         _ledger = Ledger({
-            funded: (ledger.funded + totalDebits + redistributed).toUint104(),
-            paid: ledger.paid,
+            funded: (ledger.funded + totalDebits + redistributed).toUint208(),
             nextEpoch: (uint256(epoch) + 1).toUint48()
         });
         _root = settlement.earningsRoot;
@@ -118,6 +115,9 @@ contract RewardClaims is IRewardClaims {
         // The escrow moves the debited tokens here; a wrong split reverts the whole funding.
         uint256 debited = ESCROW.debitPacked(debits);
         if (debited != totalDebits) revert DebitsMismatch(epoch, debited, totalDebits);
+        // One transfer per epoch into the reserve claims are paid from, so no claim moves tokens to staking.
+        uint256 funding = totalDebits + redistributed;
+        if (funding != 0) STAKING.fundEarnings(funding);
     }
 
     // ------------------------------------------------------------------ external: claims
@@ -128,26 +128,22 @@ contract RewardClaims is IRewardClaims {
         uint256 cumulativeAmount,
         bytes32[] calldata proof
     ) external returns (uint256 amount) {
-        Ledger memory ledger = _ledger;
-        if (ledger.nextEpoch == 0) revert NoFinalSettlement();
-        if (!MerkleProof.verifyCalldata(proof, _root, leafHash(account, cumulativeAmount))) {
+        // The root alone: a claim reads no other slot of this contract but the account's own.
+        bytes32 root = _root;
+        if (root == bytes32(0)) revert NoFinalSettlement();
+        if (!MerkleProof.verifyCalldata(proof, root, leafHash(account, cumulativeAmount))) {
             revert InvalidProof(account, cumulativeAmount);
         }
         uint256 already = _claimed[account];
         if (cumulativeAmount <= already) revert NothingToClaim(account, cumulativeAmount, already);
         amount = cumulativeAmount - already;
-        uint256 paid = ledger.paid + amount;
-        if (paid > ledger.funded) revert InsufficientFunds(amount, ledger.funded - ledger.paid);
-
         _claimed[account] = cumulativeAmount;
-        _ledger.paid = uint104(paid); // safe: paid <= funded, a uint104
+        emit Claimed(account, cumulativeAmount, amount);
 
-        // Staking decides the split (a node with stakers: commission to the operator, the rest pulled
-        // into its pool); anything else comes back whole as `commission`.
-        uint256 commission = STAKING.addEarnings(account, amount);
-        emit Claimed(account, ledger.nextEpoch - 1, cumulativeAmount, amount, commission, amount - commission);
-        // A node's address is its operator's: the commission goes there.
-        if (commission != 0) TOKEN.safeTransfer(account, commission);
+        // Staking pays from the reserve this contract funded (reverting past it) and splits: a node's
+        // commission accrues to its operator, the rest compounds in its pool (`EarningsPaid`); any other
+        // account is sent the whole amount.
+        STAKING.payEarnings(account, amount);
     }
 
     // ------------------------------------------------------------------ views
@@ -171,13 +167,13 @@ contract RewardClaims is IRewardClaims {
 
     /// @inheritdoc IRewardClaims
     function totals() external view returns (uint256 funded, uint256 paid) {
-        Ledger memory ledger = _ledger;
-        return (ledger.funded, ledger.paid);
+        funded = _ledger.funded;
+        paid = funded - STAKING.earningsReserve();
     }
 
     /// @inheritdoc IRewardClaims
     function unallocatedSlash() external view returns (uint256) {
-        return _unallocatedSlash(_ledger);
+        return _unallocatedSlash();
     }
 
     /// @inheritdoc IRewardClaims

@@ -37,6 +37,9 @@ interface INodeStaking {
         bool registered;
         uint16 commissionBps;
         uint64 jailedUntil;
+        /// @dev The operator's earned commission, accrued by `payEarnings`, paid by `withdrawCommission`.
+        /// In the same slot as the fields above, which every payment reads anyway.
+        uint128 commissionOwed;
         bytes32 hardwareSpecHash;
     }
 
@@ -96,6 +99,17 @@ interface INodeStaking {
 
     /// @notice `amount` reward tokens were added to `node`'s active pool, compounding for all its stakers.
     event RewardsAdded(address indexed node, address indexed from, uint256 amount);
+
+    /// @notice `from` moved `amount` of settled earnings into the earnings reserve, from which claims are paid.
+    event EarningsFunded(address indexed from, uint256 amount);
+
+    /// @notice `amount` of `account`'s earnings left the reserve: `toStakers` into its active pool,
+    /// `commissionAccrued` to its operator's withdrawable commission, and the rest
+    /// (`amount - toStakers - commissionAccrued`) transferred to `account` (an account that is not a node).
+    event EarningsPaid(address indexed account, uint256 amount, uint256 toStakers, uint256 commissionAccrued);
+
+    /// @notice `node`'s operator withdrew `amount` of accrued commission.
+    event CommissionWithdrawn(address indexed node, uint256 amount);
 
     /// @notice `node` was slashed by `amount` (`fromActive` + `fromUnbonding`) for the evidence `evidenceHash`.
     event Slashed(
@@ -195,6 +209,15 @@ interface INodeStaking {
     /// @notice Rewards cannot be added to a node whose active pool has no stakers.
     error NoStakers(address node);
 
+    /// @notice Paying `amount` would take more than the `reserve` of funded, unpaid earnings.
+    error InsufficientEarningsReserve(uint256 amount, uint256 reserve);
+
+    /// @notice Only the claims contract (the redistribution recipient, `claims`) funds and pays earnings.
+    error NotClaimsContract(address caller, address claims);
+
+    /// @notice `node` has no accrued commission to withdraw.
+    error NoCommission(address node);
+
     // ------------------------------------------------------------------ operator
 
     /// @notice Registers the caller as a node operator. The node id is the caller's address.
@@ -263,17 +286,32 @@ interface INodeStaking {
     /// @param amount Tokens transferred from the caller.
     function addRewards(address node, uint256 amount) external;
 
-    /// @notice Splits `amount` earned by `account` as the settlement pays it: for a registered node with
-    /// stakers, `commission = amount * commissionBps / 10_000` (rounded down) is left to the caller to
-    /// pay the operator and the rest is pulled from the caller into the node's active pool, where it
-    /// compounds for every staker (a `RewardsAdded` event). Any other account (not a node, or a node
-    /// without stakers) gets everything as `commission` and nothing is pulled.
-    /// @dev Rewarder role only (the claims contract). One call instead of reading the node, reading
-    /// its pool and adding rewards: a claim pays for one external call.
+    /// @notice Moves `amount` of settled earnings from the caller into the earnings reserve, once per epoch.
+    /// @dev The claims contract only (the redistribution recipient), funding an epoch. Claims then draw
+    /// on the reserve with no token transfer: the tokens are already here. The reserve stays with the
+    /// claims side if governance names a new recipient.
+    /// @param amount Tokens transferred from the caller.
+    function fundEarnings(uint256 amount) external;
+
+    /// @notice Pays `amount` earned by `account` out of the earnings reserve. For a registered node, its
+    /// commission (`amount * commissionBps / 10_000`, rounded down; everything if the pool has no
+    /// stakers) accrues to the operator, withdrawable with `withdrawCommission`, and the rest is added to
+    /// the node's active pool, where it compounds for every staker. Any other account (a model
+    /// publisher, the treasury) is sent the whole amount.
+    /// @dev The claims contract only (the redistribution recipient). A node's payment moves no token:
+    /// the reserve, the pool and the node record are updated in place, which keeps a repeat claim cheap.
     /// @param account The account paid (a node's id is its operator's address).
     /// @param amount Tokens earned.
-    /// @return commission What the caller pays `account` directly.
-    function addEarnings(address account, uint256 amount) external returns (uint256 commission);
+    /// @return toStakers What went into the node's pool.
+    /// @return commissionAccrued What accrued to the node's operator.
+    function payEarnings(
+        address account,
+        uint256 amount
+    ) external returns (uint256 toStakers, uint256 commissionAccrued);
+
+    /// @notice Pays the caller (a node's operator) all its accrued commission. Works while paused.
+    /// @return amount Tokens paid.
+    function withdrawCommission() external returns (uint256 amount);
 
     /// @notice Slashes `node` by `amount`, taken pro rata from its active and unbonding pools, and jails it.
     /// @dev Slasher role only. Capped at `maxSlashBps` of the slashable stake; each evidence hash slashes once.
@@ -373,6 +411,9 @@ interface INodeStaking {
 
     /// @notice Slashed tokens since deployment: `redistribution` (to the recipient) and `burn`, released or not.
     function slashedTotal() external view returns (uint256 redistribution, uint256 burn);
+
+    /// @notice Funded earnings not yet paid out (see `fundEarnings` and `payEarnings`).
+    function earningsReserve() external view returns (uint256);
 
     /// @notice Whether an evidence hash was already used for a slash.
     function evidenceUsed(bytes32 evidenceHash) external view returns (bool);

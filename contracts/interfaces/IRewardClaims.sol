@@ -26,17 +26,10 @@ interface IRewardClaims {
         uint256 clients
     );
 
-    /// @notice `account` claimed `amount` against the root of `epoch`, reaching `cumulativeAmount` claimed.
-    /// For a node, `commission` went to its operator and `toStakers` to its staking pool; otherwise
-    /// the whole amount went to `account` (`commission == amount`, `toStakers == 0`).
-    event Claimed(
-        address indexed account,
-        uint64 indexed epoch,
-        uint256 cumulativeAmount,
-        uint256 amount,
-        uint256 commission,
-        uint256 toStakers
-    );
+    /// @notice `account` claimed `amount` against the latest funded root (that of the last
+    /// `DebitsCollected` before it), reaching `cumulativeAmount` claimed. Where the tokens went is in
+    /// staking's `EarningsPaid` event of the same call.
+    event Claimed(address indexed account, uint256 cumulativeAmount, uint256 amount);
 
     // ------------------------------------------------------------------ errors
 
@@ -74,8 +67,6 @@ interface IRewardClaims {
     /// @notice `account` already claimed `claimed`, at least its posted `cumulativeAmount`.
     error NothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed);
 
-    /// @notice Paying `amount` would exceed the `available` funded and unclaimed tokens.
-    error InsufficientFunds(uint256 amount, uint256 available);
 
     // ------------------------------------------------------------------ committee
 
@@ -92,8 +83,10 @@ interface IRewardClaims {
 
     // ------------------------------------------------------------------ claims
 
-    /// @notice Pays `account` what it earned since its last claim. Anyone may call; tokens go to
-    /// `account` (for a node: commission to the node's operator, the rest to its staking pool).
+    /// @notice Pays `account` what it earned since its last claim, out of staking's earnings reserve.
+    /// Anyone may call. For a registered node the commission accrues to its operator in staking
+    /// (`NodeStaking.withdrawCommission`) and the rest goes into its staking pool; any other account is
+    /// sent the whole amount.
     /// @param account The account of the leaf.
     /// @param cumulativeAmount Its cumulative earnings in the latest funded root.
     /// @param proof Merkle proof of the leaf.
@@ -122,7 +115,7 @@ interface IRewardClaims {
     function totals() external view returns (uint256 funded, uint256 paid);
 
     /// @notice Slashed stake received from staking (or tokens sent here directly) and not yet
-    /// allocated to a settlement: this contract's balance minus what funded epochs still owe.
+    /// allocated to a settlement: this contract's whole balance (funded epochs leave nothing here).
     function unallocatedSlash() external view returns (uint256);
 
     /// @notice The leaf hash of `(account, cumulativeAmount)`.

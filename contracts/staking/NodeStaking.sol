@@ -83,7 +83,15 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     }
 
     Config private _config;
-    address private _redistributionRecipient;
+    /// @dev One slot, read and written once by every earnings payment: the claims contract (receiver of
+    /// the redistributed part of slashes, the only funder and payer of earnings) and the reserve of
+    /// settled earnings it funded and has not paid yet (96 bits: 79 billion tokens of 18 decimals).
+    struct ClaimsVault {
+        address recipient;
+        uint96 earningsReserve;
+    }
+
+    ClaimsVault private _claimsVault;
     SlashLedger private _slashed;
     SlashLedger private _released;
     uint256[] private _tierThresholds;
@@ -276,7 +284,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
 
     function _setRedistributionRecipient(address recipient) internal {
         if (recipient == address(0)) revert ZeroAddress("redistributionRecipient");
-        _redistributionRecipient = recipient;
+        _claimsVault.recipient = recipient;
         emit RedistributionRecipientSet(recipient);
     }
 
@@ -426,19 +434,51 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc INodeStaking
-    function addEarnings(
+    function fundEarnings(uint256 amount) external nonReentrant {
+        ClaimsVault memory vault = _claimsVault;
+        if (msg.sender != vault.recipient) revert NotClaimsContract(msg.sender, vault.recipient);
+        if (amount == 0) revert ZeroAmount();
+        _claimsVault.earningsReserve = (vault.earningsReserve + amount).toUint96();
+        emit EarningsFunded(msg.sender, amount);
+        STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    // No reentrancy guard: a node's payment calls nothing, and any other account's transfer of the
+    // fixed stake token comes after every write.
+    /// @inheritdoc INodeStaking
+    function payEarnings(
         address account,
         uint256 amount
-    ) external onlyRole(REWARDER_ROLE) nonReentrant returns (uint256 commission) {
+    ) external returns (uint256 toStakers, uint256 commissionAccrued) {
+        ClaimsVault memory vault = _claimsVault;
+        if (msg.sender != vault.recipient) revert NotClaimsContract(msg.sender, vault.recipient);
+        if (amount > vault.earningsReserve) revert InsufficientEarningsReserve(amount, vault.earningsReserve);
+        _claimsVault.earningsReserve = uint96(vault.earningsReserve - amount); // safe: amount <= reserve
         NodeInfo storage info = _nodes[account];
+        if (!info.registered) {
+            emit EarningsPaid(account, amount, 0, 0);
+            if (amount > 0) STAKE_TOKEN.safeTransfer(account, amount);
+            return (0, 0);
+        }
         Pool storage pool = _active[account];
-        if (!info.registered || pool.shares == 0) return amount;
-        commission = (amount * info.commissionBps) / MAX_BPS;
-        uint256 toStakers = amount - commission;
-        if (toStakers == 0) return commission;
-        pool.stake += toStakers.toUint128();
-        emit RewardsAdded(account, msg.sender, toStakers);
-        STAKE_TOKEN.safeTransferFrom(msg.sender, address(this), toStakers);
+        commissionAccrued = amount;
+        if (pool.shares != 0) {
+            commissionAccrued = (amount * info.commissionBps) / MAX_BPS;
+            toStakers = amount - commissionAccrued;
+            if (toStakers != 0) pool.stake += toStakers.toUint128();
+        }
+        if (commissionAccrued != 0) info.commissionOwed += commissionAccrued.toUint128();
+        emit EarningsPaid(account, amount, toStakers, commissionAccrued);
+    }
+
+    /// @inheritdoc INodeStaking
+    function withdrawCommission() external nonReentrant returns (uint256 amount) {
+        NodeInfo storage info = _nodes[msg.sender];
+        amount = info.commissionOwed;
+        if (amount == 0) revert NoCommission(msg.sender);
+        info.commissionOwed = 0;
+        emit CommissionWithdrawn(msg.sender, amount);
+        STAKE_TOKEN.safeTransfer(msg.sender, amount);
     }
 
     /// @inheritdoc INodeStaking
@@ -467,7 +507,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
         SlashLedger memory released = _released;
         uint256 redistributed = slashed.redistribution - released.redistribution;
         uint256 burned = slashed.burn - released.burn;
-        address recipient = _redistributionRecipient;
+        address recipient = _claimsVault.recipient;
         _released = slashed;
         emit SlashedStakeReleased(recipient, redistributed, burned);
         if (redistributed > 0) STAKE_TOKEN.safeTransfer(recipient, redistributed);
@@ -530,7 +570,7 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
 
     /// @inheritdoc INodeStaking
     function redistributionRecipient() external view returns (address) {
-        return _redistributionRecipient;
+        return _claimsVault.recipient;
     }
 
     /// @inheritdoc INodeStaking
@@ -624,6 +664,11 @@ contract NodeStaking is INodeStaking, AccessControl, ReentrancyGuardTransient {
     /// @inheritdoc INodeStaking
     function slashedTotal() external view returns (uint256 redistribution, uint256 burn) {
         return (_slashed.redistribution, _slashed.burn);
+    }
+
+    /// @inheritdoc INodeStaking
+    function earningsReserve() external view returns (uint256) {
+        return _claimsVault.earningsReserve;
     }
 
     /// @inheritdoc INodeStaking
