@@ -296,6 +296,8 @@ async function fetchBatch(epoch: bigint, batchSha256: Hex, options: AuditOptions
 export const balanceViewsAbi = parseAbi([
   "struct Pool { uint128 stake; uint128 shares; }",
   "struct UnbondingLock { uint128 shares; uint64 withdrawableAt; }",
+  "struct NodeInfo { bool registered; uint16 commissionBps; uint64 jailedUntil; uint128 commissionOwed; bytes32 hardwareSpecHash; }",
+  "function nodeInfo(address node) view returns (NodeInfo)",
   "function activePool(address node) view returns (Pool)",
   "function unbondingPool(address node) view returns (Pool)",
   "function sharesOf(address node, address staker) view returns (uint256)",
@@ -320,8 +322,13 @@ async function readChainBalances(
     lockCounts: new Map(),
     locks: new Map(),
     claimed: new Map(),
+    commissionOwed: new Map(),
     escrow: new Map(),
   };
+  for (const node of expected.commissionOwed.keys()) {
+    const info = await client.readContract({ ...staking, functionName: "nodeInfo", args: [node] });
+    out.commissionOwed.set(node, info.commissionOwed);
+  }
   for (const node of expected.pools.keys()) {
     const [active, unbonding] = await Promise.all([
       client.readContract({ ...staking, functionName: "activePool", args: [node] }),

@@ -41,6 +41,8 @@ export interface Balances {
   /** Every lock ever made; a withdrawn or rebonded one is { shares: 0, withdrawableAt: 0 }. */
   locks: Map<string, LockState>;
   claimed: Map<Address, bigint>;
+  /** Each node's commission accrued by claims and not withdrawn (NodeStaking nodeInfo.commissionOwed). */
+  commissionOwed: Map<Address, bigint>;
   /** Highest cumulative amount each account claimed, and against which epoch. */
   lastClaim: Map<Address, { epoch: bigint; cumulativeAmount: bigint; tx: string }>;
   escrow: Map<Address, bigint>;
@@ -70,6 +72,7 @@ export function replayBalances(events: readonly AuditEvent[], rewardClaims: Addr
     lockCounts: new Map(),
     locks: new Map(),
     claimed: new Map(),
+    commissionOwed: new Map(),
     lastClaim: new Map(),
     escrow: new Map(),
     slashReceived: 0n,
@@ -88,6 +91,8 @@ export function replayBalances(events: readonly AuditEvent[], rewardClaims: Addr
   };
   const add = <K>(m: Map<K, bigint>, k: K, v: bigint) => m.set(k, (m.get(k) ?? 0n) + v);
   const lockScales = new Map<string, bigint>();
+  // A claim proves against the latest funded root: the epoch of the last DebitsCollected before it.
+  let fundedEpoch = -1n;
   for (const e of events) {
     const a = e.args;
     if (e.contract === "nodeStaking") {
@@ -142,6 +147,16 @@ export function replayBalances(events: readonly AuditEvent[], rewardClaims: Addr
         case "RewardsAdded":
           pool(addr(a.node)).activeStake += big(a.amount);
           break;
+        case "EarningsPaid": {
+          const toStakers = big(a.toStakers);
+          if (toStakers > 0n) pool(addr(a.account)).activeStake += toStakers;
+          const accrued = big(a.commissionAccrued);
+          if (accrued > 0n) add(b.commissionOwed, addr(a.account), accrued);
+          break;
+        }
+        case "CommissionWithdrawn":
+          add(b.commissionOwed, addr(a.node), -big(a.amount));
+          break;
         case "Slashed": {
           const p = pool(addr(a.node));
           p.activeStake -= big(a.fromActive);
@@ -162,8 +177,9 @@ export function replayBalances(events: readonly AuditEvent[], rewardClaims: Addr
       if (e.event === "Claimed") {
         const account = addr(a.account);
         add(b.claimed, account, big(a.amount));
-        b.lastClaim.set(account, { epoch: big(a.epoch), cumulativeAmount: big(a.cumulativeAmount), tx: e.txHash });
+        b.lastClaim.set(account, { epoch: fundedEpoch, cumulativeAmount: big(a.cumulativeAmount), tx: e.txHash });
       } else if (e.event === "DebitsCollected") {
+        fundedEpoch = big(a.epoch);
         b.slashAllocated += big(a.redistributedSlash);
         b.fundedTx.set(big(a.epoch), e.txHash);
       }
@@ -201,6 +217,7 @@ export interface ChainBalances {
   lockCounts: Map<string, bigint>;
   locks: Map<string, LockState>;
   claimed: Map<Address, bigint>;
+  commissionOwed: Map<Address, bigint>;
   escrow: Map<Address, bigint>;
 }
 
@@ -271,6 +288,19 @@ export function compareBalances(
           `${lock.shares} shares, withdrawable at ${lock.withdrawableAt}`,
           got === undefined ? "unread" : `${got.shares} shares, withdrawable at ${got.withdrawableAt}`,
           { account: staker },
+        ),
+      );
+  }
+  for (const [node, owed] of expected.commissionOwed) {
+    const got = actual.commissionOwed.get(node);
+    if (got !== owed)
+      out.push(
+        finding(
+          "commission_mismatch",
+          "NodeStaking nodeInfo(node).commissionOwed: EarningsPaid accruals − CommissionWithdrawn from events",
+          owed,
+          got ?? "unread",
+          { account: node },
         ),
       );
   }

@@ -27,6 +27,7 @@ export const FINDING_CODES = [
   "stake_mismatch",
   "lock_mismatch",
   "claimed_mismatch",
+  "commission_mismatch",
   "overclaimed",
   "escrow_mismatch",
 ] as const;

@@ -1,9 +1,11 @@
 // RewardClaims from TypeScript: what an earning account (node, model publisher, treasury) reads
 // and calls to be paid its cumulative earnings. The amount and Merkle proof come from an oracle
-// (`GET /v1/epochs/:n/claims/:account`); the contract pays `cumulativeAmount - claimed(account)`.
+// (`GET /v1/epochs/:n/claims/:account`); the contract pays `cumulativeAmount - claimed(account)` out of
+// NodeStaking's earnings reserve: a node's commission accrues there for its operator to withdraw
+// (sdk/staking.ts withdrawCommission), the rest compounds in its pool; other accounts are sent it all.
 import { parseAbi, parseEventLogs, type Address, type Hash, type Hex, type PublicClient } from "viem";
 
-import { describeRevert, type StakingWallet } from "./staking.ts";
+import { describeRevert, nodeStakingAbi, type StakingWallet } from "./staking.ts";
 import { simulateAndSend } from "./tx.ts";
 
 /** The claimant-facing part of RewardClaims' ABI; test/sdk/sdk-abi.test.ts checks it against the artifact. */
@@ -13,11 +15,12 @@ export const rewardClaimsAbi = parseAbi([
   "function latestRoot() view returns (bool funded, uint64 epoch, bytes32 root)",
   "function nextEpoch() view returns (uint64)",
   "function leafHash(address account, uint256 cumulativeAmount) pure returns (bytes32)",
-  "event Claimed(address indexed account, uint64 indexed epoch, uint256 cumulativeAmount, uint256 amount, uint256 commission, uint256 toStakers)",
+  "event Claimed(address indexed account, uint256 cumulativeAmount, uint256 amount)",
   "error NoFinalSettlement()",
   "error InvalidProof(address account, uint256 cumulativeAmount)",
   "error NothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed)",
-  "error InsufficientFunds(uint256 amount, uint256 available)",
+  // Raised by NodeStaking inside a claim: more claimed than the funded epochs put in the reserve.
+  "error InsufficientEarningsReserve(uint256 amount, uint256 reserve)",
 ]);
 
 export interface ClaimsContracts {
@@ -32,7 +35,10 @@ export interface LatestRoot {
   root: Hex;
 }
 
-/** What one claim paid: `commission` to the account (a node's operator), `toStakers` into its pool. */
+/**
+ * What one claim paid: for a node, `commission` accrued to its operator (withdrawable from staking)
+ * and `toStakers` into its pool; for any other account, `commission` is the amount sent to it.
+ */
 export interface ClaimPayout {
   hash: Hash;
   epoch: bigint;
@@ -81,7 +87,9 @@ export async function claimRewards(
   proof: readonly Hex[],
 ): Promise<ClaimPayout> {
   let sent;
+  let root: LatestRoot;
   try {
+    root = await readLatestRoot(contracts);
     sent = await simulateAndSend(contracts.publicClient, wallet, {
       address: contracts.rewardClaims,
       abi: rewardClaimsAbi,
@@ -92,14 +100,22 @@ export async function claimRewards(
     throw new ClaimCallError(describeRevert(error), { cause: error });
   }
   const [event] = parseEventLogs({ abi: rewardClaimsAbi, eventName: "Claimed", logs: sent.receipt.logs });
-  if (event === undefined) throw new ClaimCallError("no Claimed event in the receipt", { cause: undefined });
+  const [paid] = parseEventLogs({ abi: nodeStakingAbi, eventName: "EarningsPaid", logs: sent.receipt.logs });
+  if (event === undefined || paid === undefined) {
+    throw new ClaimCallError("no Claimed and EarningsPaid events in the receipt", { cause: undefined });
+  }
+  const { toStakers, commissionAccrued } = paid.args;
+  // An account that is not a node is sent the whole amount (EarningsPaid reports 0 and 0 then).
+  const commission = toStakers === 0n && commissionAccrued === 0n ? event.args.amount : commissionAccrued;
   return {
     hash: sent.receipt.transactionHash,
-    epoch: BigInt(event.args.epoch),
+    // Claims prove against the latest funded root: an epoch funded between the read and the
+    // transaction would have made the proof fail.
+    epoch: root.epoch,
     cumulativeAmount: event.args.cumulativeAmount,
     amount: event.args.amount,
-    commission: event.args.commission,
-    toStakers: event.args.toStakers,
+    commission,
+    toStakers,
     gasUsed: sent.receipt.gasUsed,
   };
 }

@@ -43,7 +43,7 @@ export const PAUSER_ROLE: Hex = keccak256(stringToHex("PAUSER_ROLE"));
  * argument and result type; test/sdk/staking-abi.test.ts checks it against the compiled artifact.
  */
 export const nodeStakingAbi = parseAbi([
-  "struct NodeInfo { bool registered; uint16 commissionBps; uint64 jailedUntil; bytes32 hardwareSpecHash; }",
+  "struct NodeInfo { bool registered; uint16 commissionBps; uint64 jailedUntil; uint128 commissionOwed; bytes32 hardwareSpecHash; }",
   "struct Pool { uint128 stake; uint128 shares; }",
   "struct UnbondingLock { uint128 shares; uint64 withdrawableAt; }",
   "function registerNode(string endpoint, bytes32 hardwareSpecHash, uint16 commissionBps)",
@@ -53,6 +53,8 @@ export const nodeStakingAbi = parseAbi([
   "function withdraw(address node, uint256 lockId) returns (uint256 amount)",
   "function slash(address node, uint256 amount, bytes32 evidenceHash)",
   "function releaseSlashedStake()",
+  "function withdrawCommission() returns (uint256 amount)",
+  "function earningsReserve() view returns (uint256)",
   "function tierThresholds() view returns (uint256[])",
   "function nodeInfo(address node) view returns (NodeInfo)",
   "function endpointOf(address node) view returns (string)",
@@ -70,6 +72,8 @@ export const nodeStakingAbi = parseAbi([
   "function slashedOwed() view returns (uint256 redistribution, uint256 burn)",
   "function hasRole(bytes32 role, address account) view returns (bool)",
   "event Staked(address indexed node, address indexed staker, uint256 amount, uint256 shares)",
+  "event EarningsPaid(address indexed account, uint256 amount, uint256 toStakers, uint256 commissionAccrued)",
+  "event CommissionWithdrawn(address indexed node, uint256 amount)",
   "event Unbonded(address indexed node, address indexed staker, uint256 indexed lockId, uint256 amount, uint256 activeShares, uint256 unbondingShares, uint64 withdrawableAt)",
   "error ZeroAmount()",
   "error UnknownNode(address node)",
@@ -84,6 +88,9 @@ export const nodeStakingAbi = parseAbi([
   "error PoolDepleted(address node)",
   "error AmountTooSmall(uint256 amount)",
   "error EnforcedPause()",
+  "error NoCommission(address node)",
+  "error InsufficientEarningsReserve(uint256 amount, uint256 reserve)",
+  "error NotClaimsContract(address caller, address claims)",
   "error AccessControlUnauthorizedAccount(address account, bytes32 neededRole)",
   "error SafeERC20FailedOperation(address token)",
   "error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed)",
@@ -126,6 +133,8 @@ export interface NodeStatus {
   jailed: boolean;
   /** Unix seconds; 0 when never jailed or freed. */
   jailedUntil: bigint;
+  /** Commission accrued by claims and not yet withdrawn by the operator (`withdrawCommission`). */
+  commissionOwed: bigint;
 }
 
 /** One pending withdrawal of a staker on a node. */
@@ -309,6 +318,20 @@ export async function withdraw(
   return { ...toReceipt(receipt), amount: result as bigint };
 }
 
+/** Pays the wallet's node all the commission its claims accrued; returns the tokens paid. */
+export async function withdrawCommission(
+  contracts: StakingContracts,
+  operator: StakingWallet,
+): Promise<StakingReceipt & { amount: bigint }> {
+  const { receipt, result } = await send(contracts, operator, "withdrawCommission", {
+    address: contracts.nodeStaking,
+    abi: nodeStakingAbi,
+    functionName: "withdrawCommission",
+    args: [],
+  });
+  return { ...toReceipt(receipt), amount: result as bigint };
+}
+
 /** Slashes `node` by `amount` for the evidence whose sha256 is `evidence`. Slasher role only. */
 export async function slash(
   contracts: StakingContracts,
@@ -383,6 +406,7 @@ export async function readNodeStatus(contracts: StakingContracts, node: Address)
     eligible,
     jailed,
     jailedUntil: info.jailedUntil,
+    commissionOwed: info.commissionOwed,
   };
 }
 

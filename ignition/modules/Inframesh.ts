@@ -1,8 +1,8 @@
 // The Inframesh contracts as one Ignition module: stake token, governance timelock,
 // NodeStaking (every protocol role wired, governance handed to the timelock), the
 // ModelRegistry (permissionless, no admin: nothing to hand over) and settlement:
-// PaymentEscrow, EpochSettlement and RewardClaims (SETTLEMENT_ROLE on the escrow and
-// REWARDER_ROLE on staking, see docs/settlement.md), governed by the timelock; and zkML
+// PaymentEscrow, EpochSettlement and RewardClaims (SETTLEMENT_ROLE on the escrow, staking's
+// redistribution recipient and earnings payer, see docs/settlement.md), governed by the timelock; and zkML
 // (docs/zkml.md): the simplenet circuit's generated Groth16 verifier, which versions' own
 // ZkInferenceVerifiers wrap, and ZkChallenge (SLASHER_ROLE on staking, CHALLENGER_ROLE to
 // `zkChallenger`), governed by the timelock.
@@ -175,9 +175,8 @@ export function buildInframeshModule(stakeTokenSource: StakeTokenSource, treasur
       m.call(nodeStaking, "grantRole", [REWARDER_ROLE, m.getParameter("rewarder", deployer)], {
         id: "grantRewarderRole",
       }),
-      // RewardClaims pays node rewards through NodeStaking.addRewards.
-      m.call(nodeStaking, "grantRole", [REWARDER_ROLE, rewardClaims], { id: "grantRewarderRoleToRewardClaims" }),
-      // Slashed stake to redistribute goes to RewardClaims, which funds it through settlements.
+      // Slashed stake to redistribute goes to RewardClaims, which funds it through settlements; being
+      // the recipient also makes it the one contract that funds and pays staking's earnings reserve.
       m.call(nodeStaking, "setRedistributionRecipient", [rewardClaims], { id: "setRedistributionRecipient" }),
       m.call(nodeStaking, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantAdminRoleToTimelock" }),
     ];

@@ -1,12 +1,13 @@
 // `infra node claim` and `infra claim`: an earning account (node, model publisher, treasury) is paid
 // what it earned. The oracle serves the account's cumulative amount and Merkle proof for the
-// latest funded epoch; RewardClaims pays the difference to what was already claimed (for a node:
-// its commission to the operator, the rest into its staking pool). Nothing is sent when there is
-// nothing to claim.
+// latest funded epoch; RewardClaims pays the difference to what was already claimed out of staking's
+// earnings reserve (for a node: its commission accrues to the operator, the rest goes into its staking
+// pool; `infra node claim` then withdraws the accrued commission to the operator unless told to keep
+// it). Nothing is sent when there is nothing to claim.
 import { formatUnits, getAddress, isAddress, type Address, type Hex } from "viem";
 
 import { claimRewards, readClaimed, readLatestRoot, ClaimCallError, type ClaimsContracts } from "../../sdk/claims.ts";
-import { readNodeStatus, type StakingWallet } from "../../sdk/staking.ts";
+import { readNodeStatus, withdrawCommission, type StakingWallet } from "../../sdk/staking.ts";
 import type { NetworkContext } from "./context.ts";
 import { CliError } from "./format.ts";
 import { stakingContracts, type TokenInfo } from "./stake.ts";
@@ -139,7 +140,13 @@ export async function pendingRewards(
   return { account, epoch, cumulativeAmount, claimed, pending };
 }
 
-export type ClaimResult =
+/** Commission withdrawn to the operator after a node's claim (`infra node claim`). */
+export interface CommissionWithdrawal {
+  amount: bigint;
+  transaction: string;
+}
+
+export type ClaimResult = (
   | { status: "nothing"; account: Address; epoch: bigint | null; reason: string }
   | { status: "already-claimed"; account: Address; epoch: bigint; cumulativeAmount: bigint; claimed: bigint }
   | {
@@ -153,19 +160,48 @@ export type ClaimResult =
       toStakers: bigint;
       transaction: string;
       gasUsed: bigint;
-    };
+    }
+) & { withdrawn?: CommissionWithdrawal };
 
-/** Claims `account`'s rewards (sent by `wallet`); `requireNode` for `infra node claim`. */
+/**
+ * Claims `account`'s rewards (sent by `wallet`); `requireNode` for `infra node claim`. With
+ * `withdrawCommission`, a node signing for itself then withdraws all its accrued commission.
+ */
 export async function claimAction(
   context: NetworkContext,
   wallet: StakingWallet,
-  options: { oracle: string; account?: Address; epoch?: bigint; requireNode: boolean },
+  options: { oracle: string; account?: Address; epoch?: bigint; requireNode: boolean; withdrawCommission?: boolean },
 ): Promise<ClaimResult> {
   const account = options.account ?? wallet.account.address;
   const node = await readNodeStatus(stakingContracts(context), account);
   if (options.requireNode && !node.registered) {
     throw new CliError(`${account} is not a registered node: a publisher or treasury account claims with infra claim`);
   }
+  const result = await claimEarnings(context, wallet, account, node.registered, options);
+  if (!options.withdrawCommission || !node.registered || getAddress(wallet.account.address) !== getAddress(account)) {
+    return result;
+  }
+  const { commissionOwed } = await readNodeStatus(stakingContracts(context), account);
+  if (commissionOwed === 0n) return result;
+  try {
+    const sent = await withdrawCommission(stakingContracts(context), wallet);
+    return { ...result, withdrawn: { amount: sent.amount, transaction: sent.hash } };
+  } catch (error) {
+    throw new CliError(
+      `the claim went through, but withdrawing the accrued commission failed (run infra node claim again): ` +
+        `${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+async function claimEarnings(
+  context: NetworkContext,
+  wallet: StakingWallet,
+  account: Address,
+  isNode: boolean,
+  options: { oracle: string; epoch?: bigint },
+): Promise<ClaimResult> {
   const { epoch, claim, claimed } = await currentClaim(context, options.oracle, account, options.epoch);
   if (epoch === null) {
     return { status: "nothing", account, epoch, reason: "no epoch has been settled and funded yet" };
@@ -186,7 +222,7 @@ export async function claimAction(
   return {
     status: "claimed",
     account,
-    node: node.registered,
+    node: isNode,
     epoch: paid.epoch,
     cumulativeAmount: paid.cumulativeAmount,
     amount: paid.amount,
@@ -200,21 +236,32 @@ export async function claimAction(
 /** `infra claim` for people. */
 export function formatClaim(result: ClaimResult, token: TokenInfo): string {
   const amount = (v: bigint) => `${formatUnits(v, token.decimals)} ${token.symbol}`;
+  const lines: string[] = [];
   switch (result.status) {
     case "nothing":
-      return `nothing to claim: ${result.reason}`;
+      lines.push(`nothing to claim: ${result.reason}`);
+      break;
     case "already-claimed":
-      return (
+      lines.push(
         `nothing to claim: ${result.account} already claimed ${amount(result.claimed)}, ` +
-        `all it earned up to epoch ${result.epoch} (no transaction sent)`
+          `all it earned up to epoch ${result.epoch} (no claim sent)`,
       );
+      break;
     case "claimed":
-      return [
+      lines.push(
         `claimed ${amount(result.amount)} for ${result.account} (epoch ${result.epoch}, ${amount(result.cumulativeAmount)} in all)`,
         result.node
-          ? `  ${amount(result.commission)} commission to the operator, ${amount(result.toStakers)} into the node's staking pool`
+          ? `  ${amount(result.commission)} commission accrued to the operator, ${amount(result.toStakers)} into the node's staking pool`
           : `  ${amount(result.commission)} paid to ${result.account}`,
         `  transaction ${result.transaction}`,
-      ].join("\n");
+      );
+      break;
   }
+  if (result.withdrawn !== undefined) {
+    lines.push(
+      `withdrew ${amount(result.withdrawn.amount)} of accrued commission to the operator`,
+      `  transaction ${result.withdrawn.transaction}`,
+    );
+  }
+  return lines.join("\n");
 }

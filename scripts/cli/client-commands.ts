@@ -19,7 +19,7 @@ export function addClaimCommand(parent: Command, requireNode: boolean): void {
     .command("claim")
     .description(
       requireNode
-        ? "claim the node's rewards: commission to the operator, the rest into its staking pool"
+        ? "claim the node's rewards: the rest after commission into its staking pool, then the accrued commission to the operator"
         : "claim an earning account's rewards (model publisher, treasury, node) from RewardClaims",
     )
     .option("--oracle <url>", "reward oracle base URL (default: INFRAMESH_ORACLE_URL)")
@@ -30,6 +30,10 @@ export function addClaimCommand(parent: Command, requireNode: boolean): void {
     );
   if (requireNode) {
     command.option("--config <file>", "sign with this node agent config's operator keystore (instead of --keystore)");
+    command.option(
+      "--keep-commission",
+      "leave the accrued commission in staking (withdraw it later; a claim alone is cheaper)",
+    );
   }
   if (!requireNode) {
     command.option(
@@ -39,7 +43,10 @@ export function addClaimCommand(parent: Command, requireNode: boolean): void {
     );
   }
   command.action(
-    async (opts: { oracle?: string; epoch?: bigint; account?: Address; config?: string }, cmd: Command) => {
+    async (
+      opts: { oracle?: string; epoch?: bigint; account?: Address; config?: string; keepCommission?: boolean },
+      cmd: Command,
+    ) => {
       const options = globals(cmd);
       const oracle = opts.oracle ?? defaultOracleUrl(process.env);
       if (oracle === undefined) throw new CliError("no oracle: pass --oracle <url> or set INFRAMESH_ORACLE_URL");
@@ -52,6 +59,7 @@ export function addClaimCommand(parent: Command, requireNode: boolean): void {
       const result = await claimAction(context, wallet, {
         oracle,
         requireNode,
+        withdrawCommission: requireNode && opts.keepCommission !== true,
         ...(opts.account === undefined ? {} : { account: opts.account }),
         ...(opts.epoch === undefined ? {} : { epoch: opts.epoch }),
       });

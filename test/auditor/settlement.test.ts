@@ -218,7 +218,8 @@ describe("auditor: balances from events (pure)", function () {
     ev("paymentEscrow", "Deposited", { client, amount: "1000" }),
     ev("paymentEscrow", "DebitedPacked", { to: claims, debits: packDebits([{ client, amount: 300n }]) as never }),
     ev("rewardClaims", "DebitsCollected", { epoch: "0", redistributedSlash: "60" }),
-    ev("rewardClaims", "Claimed", { account: node, epoch: "0", cumulativeAmount: "250", amount: "250" }),
+    ev("rewardClaims", "Claimed", { account: node, cumulativeAmount: "250", amount: "250" }),
+    ev("nodeStaking", "EarningsPaid", { account: node, amount: "250", toStakers: "0", commissionAccrued: "250" }),
   ];
   const matching = (): ChainBalances => ({
     pools: new Map([
@@ -237,6 +238,7 @@ describe("auditor: balances from events (pure)", function () {
     ]),
     locks: new Map([[`${node}/${staker}/0`, { shares: 100_000n, withdrawableAt: 99n }]]),
     claimed: new Map([[node, 250n]]),
+    commissionOwed: new Map([[node, 250n]]),
     escrow: new Map([[client, 700n]]),
   });
   const earned = new Map([[0n, new Map<Address, bigint>([[node, 300n]])]]);

@@ -1037,52 +1037,127 @@ describe("NodeStaking", function () {
     });
   });
 
-  describe("addEarnings", function () {
-    itRequiresRole("rewarder", delegatedFixture, {
-      addEarnings: (fx, caller) => fx.staking.connect(caller).addEarnings(fx.operators[0].address, tokens(1)),
+  describe("earnings reserve (fundEarnings, payEarnings, withdrawCommission)", function () {
+    /** The claims contract's part, played by the redistribution recipient: funds the reserve with `amount`. */
+    async function funded(fixture: () => Promise<StakingFixture>, amount = tokens(1_000)) {
+      const fx = await fixture();
+      await (await fx.token.connect(fx.rewarder).transfer(fx.recipient.address, amount)).wait();
+      await (await fx.token.connect(fx.recipient).approve(fx.stakingAddress, amount)).wait();
+      await (await fx.staking.connect(fx.recipient).fundEarnings(amount)).wait();
+      return fx;
+    }
+    const fundedDelegated = () => funded(delegatedFixture);
+    const fundedNodes = () => funded(nodesFixture);
+
+    it("lets only the claims contract (the redistribution recipient) fund and pay, whatever its roles", async function () {
+      const fx = await loadFixture(fundedDelegated);
+      for (const caller of [fx.rewarder, fx.outsider, fx.operators[0]]) {
+        await expect(fx.staking.connect(caller).fundEarnings(tokens(1)))
+          .to.be.revertedWithCustomError(fx.staking, "NotClaimsContract")
+          .withArgs(caller.address, fx.recipient.address);
+        await expect(fx.staking.connect(caller).payEarnings(fx.operators[0].address, tokens(1)))
+          .to.be.revertedWithCustomError(fx.staking, "NotClaimsContract")
+          .withArgs(caller.address, fx.recipient.address);
+      }
     });
 
-    it("keeps the commission for the caller to pay and pulls the rest into the pool for every staker", async function () {
-      const fx = await loadFixture(delegatedFixture);
+    it("pulls the funded tokens into the reserve and refuses a zero amount", async function () {
+      const fx = await loadFixture(fundedNodes);
+      expect(await fx.staking.earningsReserve()).to.equal(tokens(1_000));
+      await expectTokensConserved(fx);
+      await expect(fx.staking.connect(fx.recipient).fundEarnings(0n)).to.be.revertedWithCustomError(
+        fx.staking,
+        "ZeroAmount",
+      );
+      await (await fx.token.connect(fx.rewarder).transfer(fx.recipient.address, tokens(5))).wait();
+      await (await fx.token.connect(fx.recipient).approve(fx.stakingAddress, tokens(5))).wait();
+      const sent = fx.staking.connect(fx.recipient).fundEarnings(tokens(5));
+      await expect(sent).to.emit(fx.staking, "EarningsFunded").withArgs(fx.recipient.address, tokens(5));
+      await expect(sent).to.changeTokenBalances(ethers, fx.token, [fx.recipient, fx.staking], [-tokens(5), tokens(5)]);
+      expect(await fx.staking.earningsReserve()).to.equal(tokens(1_005));
+    });
+
+    it("pays a node with no token transfer: commission accrues to the operator, the rest compounds in the pool", async function () {
+      const fx = await loadFixture(fundedDelegated);
       const [op] = fx.operators;
       const before = pool(await fx.staking.activePool(op.address));
-      const earned = tokens(1_000);
+      const earned = tokens(400);
       const commission = (earned * 500n) / 10_000n; // registerAndStake's 5%
-      expect(await fx.staking.connect(fx.rewarder).addEarnings.staticCall(op.address, earned)).to.equal(commission);
-      const sent = fx.staking.connect(fx.rewarder).addEarnings(op.address, earned);
+      expect(await fx.staking.connect(fx.recipient).payEarnings.staticCall(op.address, earned)).to.deep.equal([
+        earned - commission,
+        commission,
+      ]);
+      const sent = fx.staking.connect(fx.recipient).payEarnings(op.address, earned);
       await expect(sent)
-        .to.emit(fx.staking, "RewardsAdded")
-        .withArgs(op.address, fx.rewarder.address, earned - commission);
-      await expect(sent).to.changeTokenBalances(
-        ethers,
-        fx.token,
-        [fx.rewarder, fx.staking],
-        [-(earned - commission), earned - commission],
-      );
+        .to.emit(fx.staking, "EarningsPaid")
+        .withArgs(op.address, earned, earned - commission, commission);
+      await expect(sent).to.not.emit(fx.token, "Transfer");
       expect(pool(await fx.staking.activePool(op.address))).to.deep.equal({
         stake: before.stake + earned - commission,
         shares: before.shares,
       });
+      expect((await fx.staking.nodeInfo(op.address)).commissionOwed).to.equal(commission);
+      expect(await fx.staking.earningsReserve()).to.equal(tokens(600));
       await expectTokensConserved(fx);
     });
 
-    it("gives everything back as commission, moving nothing, for a node without stakers or a non-node", async function () {
-      const fx = await loadFixture(nodesFixture);
-      for (const account of [fx.operators[1].address, fx.outsider.address]) {
-        expect(await fx.staking.connect(fx.rewarder).addEarnings.staticCall(account, tokens(7))).to.equal(tokens(7));
-        const sent = fx.staking.connect(fx.rewarder).addEarnings(account, tokens(7));
-        await expect(sent).to.not.emit(fx.staking, "RewardsAdded");
-        await expect(sent).to.not.emit(fx.token, "Transfer");
-      }
+    it("accrues everything to a node without stakers, and sends everything to an account that is not a node", async function () {
+      const fx = await loadFixture(fundedNodes);
+      const lonely = fx.operators[1].address; // registered, no stake
+      await expect(fx.staking.connect(fx.recipient).payEarnings(lonely, tokens(7)))
+        .to.emit(fx.staking, "EarningsPaid")
+        .withArgs(lonely, tokens(7), 0n, tokens(7));
+      expect((await fx.staking.nodeInfo(lonely)).commissionOwed).to.equal(tokens(7));
+
+      const publisher = fx.outsider;
+      const sent = fx.staking.connect(fx.recipient).payEarnings(publisher.address, tokens(9));
+      await expect(sent).to.emit(fx.staking, "EarningsPaid").withArgs(publisher.address, tokens(9), 0n, 0n);
+      await expect(sent).to.changeTokenBalances(ethers, fx.token, [fx.staking, publisher], [-tokens(9), tokens(9)]);
+      expect(await fx.staking.earningsReserve()).to.equal(tokens(1_000 - 7 - 9));
+      await expectTokensConserved(fx);
     });
 
-    it("moves nothing when the commission is all of it (100% commission, or an amount that rounds to 0 for stakers)", async function () {
-      const fx = await loadFixture(delegatedFixture);
+    it("never pays past the reserve", async function () {
+      const fx = await loadFixture(fundedDelegated);
       const [op] = fx.operators;
-      await (await fx.staking.connect(op).updateNode("https://x.example/infer", ethers.ZeroHash, 10_000)).wait();
-      const sent = fx.staking.connect(fx.rewarder).addEarnings(op.address, tokens(3));
-      await expect(sent).to.not.emit(fx.token, "Transfer");
-      expect(await fx.staking.connect(fx.rewarder).addEarnings.staticCall(op.address, tokens(3))).to.equal(tokens(3));
+      await expect(fx.staking.connect(fx.recipient).payEarnings(op.address, tokens(1_000) + 1n))
+        .to.be.revertedWithCustomError(fx.staking, "InsufficientEarningsReserve")
+        .withArgs(tokens(1_000) + 1n, tokens(1_000));
+      await (await fx.staking.connect(fx.recipient).payEarnings(op.address, tokens(1_000))).wait();
+      expect(await fx.staking.earningsReserve()).to.equal(0n);
+      await expect(fx.staking.connect(fx.recipient).payEarnings(op.address, 1n))
+        .to.be.revertedWithCustomError(fx.staking, "InsufficientEarningsReserve")
+        .withArgs(1n, 0n);
+    });
+
+    it("pays the operator its accrued commission once, also while paused", async function () {
+      const fx = await loadFixture(fundedDelegated);
+      const [op] = fx.operators;
+      await (await fx.staking.connect(fx.recipient).payEarnings(op.address, tokens(200))).wait();
+      const owed = (await fx.staking.nodeInfo(op.address)).commissionOwed;
+      expect(owed).to.equal(tokens(10));
+      await (await fx.staking.connect(fx.pauser).pause()).wait();
+      const sent = fx.staking.connect(op).withdrawCommission();
+      await expect(sent).to.emit(fx.staking, "CommissionWithdrawn").withArgs(op.address, owed);
+      await expect(sent).to.changeTokenBalances(ethers, fx.token, [fx.staking, op], [-owed, owed]);
+      expect((await fx.staking.nodeInfo(op.address)).commissionOwed).to.equal(0n);
+      await expect(fx.staking.connect(op).withdrawCommission())
+        .to.be.revertedWithCustomError(fx.staking, "NoCommission")
+        .withArgs(op.address);
+      await expect(fx.staking.connect(fx.delegators[0]).withdrawCommission())
+        .to.be.revertedWithCustomError(fx.staking, "NoCommission")
+        .withArgs(fx.delegators[0].address);
+      await expectTokensConserved(fx);
+    });
+
+    it("keeps the accrued commission when the operator updates its node", async function () {
+      const fx = await loadFixture(fundedDelegated);
+      const [op] = fx.operators;
+      await (await fx.staking.connect(fx.recipient).payEarnings(op.address, tokens(200))).wait();
+      await (await fx.staking.connect(op).updateNode("https://new.example/infer", ethers.id("hw"), 1_000)).wait();
+      const info = await fx.staking.nodeInfo(op.address);
+      expect(info.commissionOwed).to.equal(tokens(10));
+      expect(info.commissionBps).to.equal(1_000n);
     });
   });
 

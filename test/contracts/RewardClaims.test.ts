@@ -56,7 +56,8 @@ async function makeOracle(funder: Signer): Promise<Oracle> {
 
 /**
  * Staking as in production, an escrow and a 2-of-2 settlement committee, RewardClaims holding
- * SETTLEMENT_ROLE on the escrow and REWARDER_ROLE on staking (granted through the timelock).
+ * SETTLEMENT_ROLE on the escrow and named staking's redistribution recipient (through the timelock),
+ * which makes it the funder and payer of staking's earnings reserve.
  * Node 0 (5% commission) has its operator's self-stake and one delegator, node 1 (20%) only
  * self-stake, node 2 is registered without stake. Three clients deposited `DEPOSIT` each.
  */
@@ -86,7 +87,7 @@ async function deployClaimsFixture(): Promise<ClaimsFixture> {
   ]);
   const claimsAddress = await claims.getAddress();
   await (await escrow.grantRole(await escrow.SETTLEMENT_ROLE(), claimsAddress)).wait();
-  await governanceCall(fx.gov, await encodeCall(fx.staking, "grantRole", [fx.roles.rewarder, claimsAddress]));
+  await governanceCall(fx.gov, await encodeCall(fx.staking, "setRedistributionRecipient", [claimsAddress]));
 
   await registerAndStake(fx, fx.operators[0], tokens(1_000), 500);
   await (await fx.staking.connect(fx.delegators[0]).stake(fx.operators[0].address, tokens(3_000))).wait();
@@ -184,9 +185,16 @@ async function holdings(fx: ClaimsFixture, extra: readonly { address: string }[]
   return sum;
 }
 
+/** Funded epochs left nothing in the claims contract, and staking's reserve is what was funded minus every claim. */
 async function expectClaimsSolvent(fx: ClaimsFixture): Promise<void> {
   const [funded, paid] = await fx.claims.totals();
-  expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(funded - paid, "claims balance != funded - paid");
+  let claimed = 0n;
+  for (const account of [...fx.operators, ...fx.delegators, fx.publisher, fx.treasury, fx.outsider]) {
+    claimed += await fx.claims.claimed(account.address);
+  }
+  expect(paid).to.equal(claimed, "paid != the sum of claimed(account)");
+  expect(await fx.staking.earningsReserve()).to.equal(funded - claimed, "earnings reserve != funded - claimed");
+  expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(await fx.claims.unallocatedSlash());
 }
 
 // ------------------------------------------------------------------ tests
@@ -245,7 +253,7 @@ describe("RewardClaims", function () {
   });
 
   describe("collectDebits", function () {
-    it("debits the clients of the final settlement into the claims contract and makes its root current", async function () {
+    it("debits the clients of the final settlement into staking's earnings reserve and makes its root current", async function () {
       const fx = await loadFixture(deployClaimsFixture);
       const { entries, debits } = epoch0(fx);
       const tree = buildEarningsTree(entries);
@@ -259,9 +267,12 @@ describe("RewardClaims", function () {
         .to.emit(fx.claims, "DebitsCollected")
         .withArgs(0n, tree.root, tokens(600), 0n, 3n)
         .and.to.emit(fx.escrow, "DebitedPacked")
-        .withArgs(fx.claimsAddress, packed(debits.clients, debits.amounts), tokens(600));
+        .withArgs(fx.claimsAddress, packed(debits.clients, debits.amounts), tokens(600))
+        .and.to.emit(fx.staking, "EarningsFunded")
+        .withArgs(fx.claimsAddress, tokens(600));
       expect(await fx.escrow.balanceOf(fx.clients[0].address)).to.equal(DEPOSIT - tokens(100));
-      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(tokens(600));
+      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(0n);
+      expect(await fx.staking.earningsReserve()).to.equal(tokens(600));
       expect(await fx.claims.totals()).to.deep.equal([tokens(600), 0n]);
       expect(await fx.claims.latestRoot()).to.deep.equal([true, 0n, tree.root]);
       expect(await fx.claims.nextEpoch()).to.equal(1n);
@@ -402,11 +413,8 @@ describe("RewardClaims", function () {
       return owed;
     }
 
-    async function redistributingFixture() {
-      const fx = await deployClaimsFixture();
-      await governanceCall(fx.gov, await encodeCall(fx.staking, "setRedistributionRecipient", [fx.claimsAddress]));
-      return fx;
-    }
+    // The claims fixture already names RewardClaims the redistribution recipient.
+    const redistributingFixture = deployClaimsFixture;
 
     it("tracks slashed stake received and not yet allocated, robust to direct transfers", async function () {
       const fx = await loadFixture(redistributingFixture);
@@ -449,6 +457,7 @@ describe("RewardClaims", function () {
         await (await fx.claims.claim(account, cumulativeAmount, tree.proof(account))).wait();
       }
       expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(0n);
+      expect(await fx.staking.earningsReserve()).to.equal(0n);
       expect(await fx.claims.totals()).to.deep.equal([tokens(100) + released, tokens(100) + released]);
       expect(await holdings(fx)).to.equal(start);
     });
@@ -465,10 +474,10 @@ describe("RewardClaims", function () {
 
     it("debits arriving in the same funding are not slashed stake; funded epochs' tokens are never reallocated", async function () {
       const fx = await loadFixture(redistributingFixture);
-      // Epoch 0 funds 600 of debits; nothing is claimed, so the claims contract holds 600.
+      // Epoch 0 funds 600 of debits; nothing is claimed, so staking's reserve holds 600.
       const { entries, debits } = epoch0(fx);
       await settleEpoch(fx, 0n, entries, debits);
-      expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(tokens(600));
+      expect(await fx.staking.earningsReserve()).to.equal(tokens(600));
       expect(await fx.claims.unallocatedSlash()).to.equal(0n);
       const settlement = settlementFor(1n, ethers.ZeroHash as Hex, tokens(100), { redistributedSlash: 1n });
       await postAndFinalise(fx, settlement);
@@ -491,7 +500,7 @@ describe("RewardClaims", function () {
       );
     });
 
-    it("pays a node's commission to its operator and the rest to its staking pool, for every staker", async function () {
+    it("accrues a node's commission to its operator and adds the rest to its pool, moving no token", async function () {
       const fx = await loadFixture(fundedFixture);
       const node = fx.operators[0].address;
       const before = await holdings(fx);
@@ -499,12 +508,15 @@ describe("RewardClaims", function () {
       const delegatorBefore = await fx.staking.stakeOf(node, fx.delegators[0].address);
       const operatorBefore = await fx.token.balanceOf(node);
       const commission = (tokens(400) * 500n) / 10_000n;
-      await expect(fx.claims.connect(fx.outsider).claim(node, tokens(400), fx.tree.proof(node as Address)))
+      const sent = fx.claims.connect(fx.outsider).claim(node, tokens(400), fx.tree.proof(node as Address));
+      await expect(sent)
         .to.emit(fx.claims, "Claimed")
-        .withArgs(node, 0n, tokens(400), tokens(400), commission, tokens(400) - commission)
-        .and.to.emit(fx.staking, "RewardsAdded")
-        .withArgs(node, fx.claimsAddress, tokens(400) - commission);
-      expect(await fx.token.balanceOf(node)).to.equal(operatorBefore + commission);
+        .withArgs(node, tokens(400), tokens(400))
+        .and.to.emit(fx.staking, "EarningsPaid")
+        .withArgs(node, tokens(400), tokens(400) - commission, commission);
+      await expect(sent).to.not.emit(fx.token, "Transfer");
+      expect(await fx.token.balanceOf(node)).to.equal(operatorBefore);
+      expect((await fx.staking.nodeInfo(node)).commissionOwed).to.equal(commission);
       expect((await fx.staking.activePool(node)).stake).to.equal(poolBefore.stake + tokens(400) - commission);
       // The delegator holds 3/4 of the pool's shares: its stake grows by about 3/4 of the reward.
       const delegatorAfter = await fx.staking.stakeOf(node, fx.delegators[0].address);
@@ -512,9 +524,16 @@ describe("RewardClaims", function () {
       expect(await fx.claims.claimed(node)).to.equal(tokens(400));
       expect(await holdings(fx)).to.equal(before);
       await expectClaimsSolvent(fx);
+      // The operator takes its commission when it likes.
+      await expect(fx.staking.connect(fx.operators[0]).withdrawCommission()).to.changeTokenBalances(
+        ethers,
+        fx.token,
+        [fx.operators[0], fx.staking],
+        [commission, -commission],
+      );
     });
 
-    it("pays publishers, the treasury and a node without stakers in full", async function () {
+    it("sends publishers and the treasury their amount, and accrues all of a node without stakers to its operator", async function () {
       const fx = await loadFixture(deployClaimsFixture);
       const idle = fx.operators[2].address as Address;
       const entries: EarningsEntry[] = [
@@ -525,11 +544,15 @@ describe("RewardClaims", function () {
       const { tree } = await settleEpoch(fx, 0n, entries, { clients: [fx.clients[0].address], amounts: [tokens(150)] });
       for (const { account, cumulativeAmount } of entries) {
         const before = await fx.token.balanceOf(account);
+        const isNode = account === idle;
         await expect(fx.claims.claim(account, cumulativeAmount, tree.proof(account)))
           .to.emit(fx.claims, "Claimed")
-          .withArgs(account, 0n, cumulativeAmount, cumulativeAmount, cumulativeAmount, 0n);
-        expect(await fx.token.balanceOf(account)).to.equal(before + cumulativeAmount);
+          .withArgs(account, cumulativeAmount, cumulativeAmount)
+          .and.to.emit(fx.staking, "EarningsPaid")
+          .withArgs(account, cumulativeAmount, 0n, isNode ? cumulativeAmount : 0n);
+        expect(await fx.token.balanceOf(account)).to.equal(isNode ? before : before + cumulativeAmount);
       }
+      expect((await fx.staking.nodeInfo(idle)).commissionOwed).to.equal(tokens(50));
       expect(await fx.claims.totals()).to.deep.equal([tokens(150), tokens(150)]);
       await expectClaimsSolvent(fx);
     });
@@ -579,19 +602,21 @@ describe("RewardClaims", function () {
         fx.claims,
         "InvalidProof",
       );
-      const before = await fx.token.balanceOf(operator.address);
+      const before = (await fx.staking.nodeInfo(operator.address)).commissionOwed;
       const poolBefore = (await fx.staking.activePool(node)).stake;
       const commission = (tokens(150) * 2_000n) / 10_000n;
       await expect(fx.claims.claim(node, tokens(250), tree1.proof(node)))
         .to.emit(fx.claims, "Claimed")
-        .withArgs(node, 1n, tokens(250), tokens(150), commission, tokens(150) - commission);
-      expect(await fx.token.balanceOf(operator.address)).to.equal(before + commission);
+        .withArgs(node, tokens(250), tokens(150))
+        .and.to.emit(fx.staking, "EarningsPaid")
+        .withArgs(node, tokens(150), tokens(150) - commission, commission);
+      expect((await fx.staking.nodeInfo(operator.address)).commissionOwed).to.equal(before + commission);
       expect((await fx.staking.activePool(node)).stake).to.equal(poolBefore + tokens(150) - commission);
       // An account that never claimed gets both epochs at once (its amount unchanged here: epoch 0's 400).
       const node0 = fx.operators[0].address as Address;
       await expect(fx.claims.claim(node0, tokens(400), tree1.proof(node0)))
-        .to.emit(fx.claims, "Claimed")
-        .withArgs(node0, 1n, tokens(400), tokens(400), tokens(20), tokens(380));
+        .to.emit(fx.staking, "EarningsPaid")
+        .withArgs(node0, tokens(400), tokens(380), tokens(20));
       await expectClaimsSolvent(fx);
     });
 
@@ -603,8 +628,9 @@ describe("RewardClaims", function () {
         amounts: [tokens(10)],
       });
       await expect(fx.claims.claim(greedy, tokens(1_000), tree.proof(greedy)))
-        .to.be.revertedWithCustomError(fx.claims, "InsufficientFunds")
+        .to.be.revertedWithCustomError(fx.staking, "InsufficientEarningsReserve")
         .withArgs(tokens(1_000), tokens(10));
+      expect(await fx.claims.claimed(greedy)).to.equal(0n);
     });
 
     it("conserves tokens across escrow, claims and staking over two epochs with every account claiming", async function () {
@@ -624,6 +650,7 @@ describe("RewardClaims", function () {
       expect(await holdings(fx)).to.equal(start);
       expect(await fx.claims.totals()).to.deep.equal([tokens(1_200), tokens(1_200)]);
       expect(await fx.token.balanceOf(fx.claimsAddress)).to.equal(0n);
+      await expectClaimsSolvent(fx);
       const escrowHeld = await fx.token.balanceOf(await fx.escrow.getAddress());
       expect(escrowHeld).to.equal(await fx.escrow.totalBalance());
       expect(escrowHeld).to.equal(3n * DEPOSIT - tokens(1_200));

@@ -273,12 +273,16 @@ export async function expectTokensConserved(
   fx: StakingFixture,
   nodes: readonly { address: string }[] = fx.operators,
 ): Promise<void> {
-  let owed = 0n;
+  let owed = await fx.staking.earningsReserve();
   for (const node of nodes) {
     owed += (await fx.staking.activePool(node.address)).stake;
     owed += (await fx.staking.unbondingPool(node.address)).stake;
+    owed += (await fx.staking.nodeInfo(node.address)).commissionOwed;
   }
   const [redistribution, burn] = await fx.staking.slashedOwed();
   owed += redistribution + burn;
-  expect(await fx.token.balanceOf(fx.stakingAddress)).to.equal(owed, "staking balance != pools + slashed owed");
+  expect(await fx.token.balanceOf(fx.stakingAddress)).to.equal(
+    owed,
+    "staking balance != pools + slashed owed + earnings reserve + commission owed",
+  );
 }

@@ -15,6 +15,16 @@ import { parseDeploymentRecord, type DeploymentRecord } from "../../sdk/deployme
 import { SETTLEMENT_ROLE } from "../../sdk/earnings.ts";
 import { DEFAULT_ADMIN_ROLE, PAUSER_ROLE, REWARDER_ROLE, SLASHER_ROLE } from "../../sdk/staking.ts";
 
+const redistributionRecipientAbi = [
+  {
+    type: "function",
+    name: "redistributionRecipient",
+    stateMutability: "view",
+    inputs: [],
+    outputs: [{ type: "address" }],
+  },
+] as const;
+
 const DEPLOYMENT_ID = "local-test-deploy";
 const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 const hasRoleAbi = [
@@ -130,10 +140,17 @@ describe("npx hardhat deploy", function () {
     expect(await hasRole(timelock.address, DEFAULT_ADMIN_ROLE, timelock.address)).to.equal(true);
     expect(await hasRole(timelock.address, DEFAULT_ADMIN_ROLE, record.deployer)).to.equal(false);
 
-    // Settlement: RewardClaims debits the escrow and rewards through staking; the timelock
+    // Settlement: RewardClaims debits the escrow and pays earnings through staking (as its
+    // redistribution recipient, with no role to spare: REWARDER_ROLE is not needed); the timelock
     // administers the escrow and the settlement, the deployer neither.
     const { paymentEscrow, epochSettlement, rewardClaims } = record.contracts;
-    expect(await hasRole(nodeStaking.address, REWARDER_ROLE, rewardClaims.address)).to.equal(true);
+    expect(await hasRole(nodeStaking.address, REWARDER_ROLE, rewardClaims.address)).to.equal(false);
+    const recipient = await client.readContract({
+      address: nodeStaking.address,
+      abi: redistributionRecipientAbi,
+      functionName: "redistributionRecipient",
+    });
+    expect(recipient).to.equal(rewardClaims.address);
     expect(await hasRole(paymentEscrow.address, SETTLEMENT_ROLE, rewardClaims.address)).to.equal(true);
     for (const contract of [paymentEscrow, epochSettlement]) {
       expect(await hasRole(contract.address, DEFAULT_ADMIN_ROLE, timelock.address)).to.equal(true);

@@ -117,7 +117,8 @@ describe("Inframesh Ignition module", function () {
     expect(await rewardClaims.getFunction("STAKING")()).to.equal(await nodeStaking.getAddress());
     expect(await rewardClaims.getFunction("TOKEN")()).to.equal(tokenAddress);
 
-    expect(await hasRole(REWARDER_ROLE, claimsAddress)).to.equal(true);
+    expect(await hasRole(REWARDER_ROLE, claimsAddress)).to.equal(false);
+    expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(claimsAddress);
     const escrowHasRole = paymentEscrow.getFunction("hasRole");
     expect(await escrowHasRole(SETTLEMENT_ROLE, claimsAddress)).to.equal(true);
     expect(await escrowHasRole(SETTLEMENT_ROLE, deployer!.address)).to.equal(false);
