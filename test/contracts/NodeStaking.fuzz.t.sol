@@ -497,6 +497,85 @@ contract NodeStakingFuzzTest is StakingFixture {
         staking.addRewards(OPERATOR, reward);
     }
 
+    // ------------------------------------------------------------------ earnings reserve
+
+    /// @dev Funds the earnings reserve with `amount` as the claims contract (the redistribution recipient).
+    function _fundEarnings(uint256 amount) internal {
+        token.transfer(RECIPIENT, amount);
+        vm.startPrank(RECIPIENT);
+        token.approve(address(staking), amount);
+        staking.fundEarnings(amount);
+        vm.stopPrank();
+    }
+
+    /// @notice Earnings paid out of the reserve: a node's payment moves no token and splits exactly
+    /// into commission accrued and stakers' part; a payment past the reserve is refused; the operator
+    /// withdraws exactly its accrued commission; an account that is not a node is sent its amount; and
+    /// staking's balance stays pools + slashes owed + reserve + commission owed throughout.
+    function testFuzz_earnings_paidFromReserveAndConserved(
+        uint256 selfAmount,
+        uint256 funded,
+        uint256 toNode,
+        uint256 toPublisher,
+        uint16 commissionBps
+    ) public {
+        _stake(OPERATOR, OPERATOR, bound(selfAmount, MIN_SELF_STAKE, MAX_AMOUNT));
+        commissionBps = uint16(bound(commissionBps, 0, staking.MAX_BPS()));
+        vm.prank(OPERATOR);
+        staking.updateNode("https://node.example/infer", bytes32(0), commissionBps);
+        funded = bound(funded, 2, MAX_AMOUNT);
+        _fundEarnings(funded);
+        _assertConserved();
+        toNode = bound(toNode, 1, funded - 1);
+        toPublisher = bound(toPublisher, 1, funded - toNode);
+
+        uint256 poolBefore = _activePool().stake;
+        uint256 held = token.balanceOf(address(staking));
+        vm.prank(RECIPIENT);
+        (uint256 toStakers, uint256 commission) = staking.payEarnings(OPERATOR, toNode);
+        assertEq(token.balanceOf(address(staking)), held, "a node's payment moved tokens");
+        assertEq(commission, (toNode * commissionBps) / 10_000, "commission");
+        assertEq(toStakers + commission, toNode, "split != amount");
+        assertEq(_activePool().stake, poolBefore + toStakers, "pool != before + stakers' part");
+        assertEq(staking.nodeInfo(OPERATOR).commissionOwed, commission, "commission not accrued");
+        _assertConserved();
+
+        vm.prank(RECIPIENT);
+        staking.payEarnings(ALICE, toPublisher);
+        assertEq(token.balanceOf(ALICE), toPublisher, "non-node not sent its amount");
+        uint256 left = funded - toNode - toPublisher;
+        assertEq(staking.earningsReserve(), left, "reserve != funded - paid");
+        vm.expectRevert(abi.encodeWithSelector(INodeStaking.InsufficientEarningsReserve.selector, left + 1, left));
+        vm.prank(RECIPIENT);
+        staking.payEarnings(OPERATOR, left + 1);
+        _assertConserved();
+
+        if (commission > 0) {
+            uint256 before = token.balanceOf(OPERATOR);
+            vm.prank(OPERATOR);
+            assertEq(staking.withdrawCommission(), commission, "withdrawn != accrued");
+            assertEq(token.balanceOf(OPERATOR) - before, commission, "operator not paid its commission");
+        }
+        vm.expectRevert(abi.encodeWithSelector(INodeStaking.NoCommission.selector, OPERATOR));
+        vm.prank(OPERATOR);
+        staking.withdrawCommission();
+        _assertConserved();
+    }
+
+    /// @notice Only the claims contract (the redistribution recipient) funds or pays the reserve.
+    function testFuzz_earnings_onlyClaimsContract(address caller, uint256 amount) public {
+        vm.assume(caller != RECIPIENT);
+        amount = bound(amount, 1, MAX_AMOUNT);
+        _fundEarnings(amount);
+        vm.expectRevert(abi.encodeWithSelector(INodeStaking.NotClaimsContract.selector, caller, RECIPIENT));
+        vm.prank(caller);
+        staking.fundEarnings(amount);
+        vm.expectRevert(abi.encodeWithSelector(INodeStaking.NotClaimsContract.selector, caller, RECIPIENT));
+        vm.prank(caller);
+        staking.payEarnings(caller, amount);
+        assertEq(staking.earningsReserve(), amount, "reserve moved");
+    }
+
     // ------------------------------------------------------------------ stake stays withdrawable
 
     /// @notice Governance cannot set a cap that lets one slash empty a pool (the pool's shares

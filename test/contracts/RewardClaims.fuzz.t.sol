@@ -17,7 +17,8 @@ import {vm} from "./utils/Vm.sol";
 /// @notice Escrow, settlement, claims and staking together over random epochs of cumulative
 /// earnings and random claim schedules: no account is ever paid more than its posted cumulative
 /// amount, every claim pays exactly the difference since the last one, an inflated amount never
-/// proves, and tokens are conserved (claims hold funded - paid, the escrow its total balance).
+/// proves, and tokens are conserved (staking's earnings reserve holds funded - paid, the claims contract
+/// only unallocated slashed stake, the escrow its total balance).
 contract RewardClaimsFuzzTest is StakingFixture {
     uint256 internal constant EPOCHS = 4;
     uint256 internal constant ORACLE_KEY = 0xA11CE;
@@ -53,7 +54,6 @@ contract RewardClaimsFuzzTest is StakingFixture {
         );
         claims = new RewardClaims(settlement, escrow, staking, token);
         escrow.grantRole(escrow.SETTLEMENT_ROLE(), address(claims));
-        staking.grantRole(staking.REWARDER_ROLE(), address(claims));
         staking.setRedistributionRecipient(address(claims));
 
         _approve(NODE);
@@ -113,11 +113,23 @@ contract RewardClaimsFuzzTest is StakingFixture {
         proof[0] = sibling;
     }
 
-    /// @dev What `account` has received so far: tokens, plus for the node its pool's growth.
+    /// @dev What `account` has received so far: tokens, plus for the node its pool's growth and the
+    /// commission accrued to its operator.
     function _received(address account) internal view returns (uint256) {
         uint256 got = token.balanceOf(account);
-        if (account == NODE) got += staking.activePool(NODE).stake - initialPoolStake;
+        if (account == NODE) {
+            got += staking.activePool(NODE).stake - initialPoolStake + staking.nodeInfo(NODE).commissionOwed;
+        }
         return got;
+    }
+
+    /// @dev Funded epochs sit in staking's reserve until claimed: reserve = funded - paid, and paid is
+    /// the sum of every account's claims.
+    function _checkReserve(uint256 claimedInAll) internal view {
+        (uint256 funded, uint256 paid) = claims.totals();
+        assertEq(paid, claimedInAll, "paid != sum of claimed");
+        assertEq(staking.earningsReserve(), funded - paid, "earnings reserve != funded - paid");
+        assertEq(token.balanceOf(address(claims)), claims.unallocatedSlash(), "claims holds funded tokens");
     }
 
     /// @dev Claims for `account` if it has anything new, else expects NothingToClaim; checks the amount paid.
@@ -178,8 +190,7 @@ contract RewardClaimsFuzzTest is StakingFixture {
             assertLe(claims.claimed(PUBLISHER), publisherCumulative, "publisher claimed more than posted");
             assertLe(_received(NODE), nodeCumulative, "node received more than posted");
             assertLe(_received(PUBLISHER), publisherCumulative, "publisher received more than posted");
-            (uint256 funded, uint256 paid) = claims.totals();
-            assertEq(token.balanceOf(address(claims)), funded - paid, "claims balance != funded - paid");
+            _checkReserve(claims.claimed(NODE) + claims.claimed(PUBLISHER));
             assertEq(claims.unallocatedSlash(), 0, "no slash, yet unallocated tokens");
             assertEq(token.balanceOf(address(escrow)), escrow.totalBalance(), "escrow balance != total balance");
         }
@@ -272,12 +283,7 @@ contract RewardClaimsFuzzTest is StakingFixture {
     }
 
     function _checkBooks(Books memory b) internal view {
-        (uint256 funded, uint256 paid) = claims.totals();
-        assertEq(
-            token.balanceOf(address(claims)),
-            funded - paid + claims.unallocatedSlash(),
-            "claims balance != funded - paid + unallocated"
-        );
+        _checkReserve(claims.claimed(NODE) + claims.claimed(PUBLISHER) + claims.claimed(TREASURY));
         assertLe(_received(NODE), b.cumulative[0], "node received more than posted");
         assertLe(token.balanceOf(PUBLISHER), b.cumulative[1], "publisher received more than posted");
         assertLe(token.balanceOf(TREASURY), b.cumulative[2], "treasury received more than posted");
@@ -289,7 +295,7 @@ contract RewardClaimsFuzzTest is StakingFixture {
     /// stake (plus any tokens sent to the claims contract directly) redistributed to the other node:
     /// credits (node + royalty + fee) equal debits plus redistributed slash, every account is paid
     /// exactly its cumulative amount, tokens are conserved over escrow, staking, claims and every
-    /// holder, and the claims contract always holds funded - paid + unallocated.
+    /// holder, and staking's earnings reserve always holds funded - paid.
     function testFuzz_slashRedistribution_creditsEqualDebitsPlusSlash(
         uint256[EPOCHS] memory receiptFees,
         uint256[EPOCHS] memory slashes,

@@ -141,9 +141,11 @@ abstract contract StakingFixture is Test {
 
     /// @dev Token balance the staking contract must hold for the given nodes' pools and owed slashes.
     function _owedBy(address[] memory nodes) internal view returns (uint256 owed) {
-        for (uint256 i = 0; i < nodes.length; ++i) owed += staking.slashableStake(nodes[i]);
+        for (uint256 i = 0; i < nodes.length; ++i) {
+            owed += staking.slashableStake(nodes[i]) + staking.nodeInfo(nodes[i]).commissionOwed;
+        }
         (uint256 redistribution, uint256 burn) = staking.slashedOwed();
-        owed += redistribution + burn;
+        owed += redistribution + burn + staking.earningsReserve();
     }
 
     function _one(address node) internal pure returns (address[] memory nodes) {
