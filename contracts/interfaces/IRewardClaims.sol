@@ -67,7 +67,6 @@ interface IRewardClaims {
     /// @notice `account` already claimed `claimed`, at least its posted `cumulativeAmount`.
     error NothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed);
 
-
     // ------------------------------------------------------------------ committee
 
     /// @notice Debits the clients of the final settlement of the next unfunded epoch, allocates its

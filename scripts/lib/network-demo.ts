@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 
 import { pino } from "pino";
-import { formatUnits, parseAbi, sha256, type Address, type Hex } from "viem";
+import { formatUnits, parseAbi, parseEventLogs, sha256, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 import { encodeInferInput } from "../../models/simplenet/contract.ts";
@@ -21,7 +21,7 @@ import { startOracle } from "../../oracle/service.ts";
 import { keeperConfig } from "../../keeper/config.ts";
 import { startKeeper } from "../../keeper/service.ts";
 import { deposit } from "../../sdk/escrow.ts";
-import { readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
+import { nodeStakingAbi, readStakerPosition, stake, transferStakeToken } from "../../sdk/staking.ts";
 import { runAuditStep } from "./audit-step.ts";
 import { hasDockerd, startDockerEngine } from "./docker.ts";
 import { DEPLOYER_KEY, SIMPLENET_PRICE, TOKEN, startInferenceNetwork, type RunningAgent } from "./inference-network.ts";
@@ -286,17 +286,26 @@ export async function runNetworkScenario(
     const receipt = await publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success") throw new Error(`claim of ${account} reverted`);
     claimGas += receipt.gasUsed;
-    claims.push([labels.get(account) ?? account, claim.cumulative_amount, receipt.gasUsed.toLocaleString("en-US")]);
+    const [paid] = parseEventLogs({ abi: nodeStakingAbi, eventName: "EarningsPaid", logs: receipt.logs });
+    claims.push([
+      labels.get(account) ?? account,
+      claim.cumulative_amount,
+      String(paid?.args.commissionAccrued ?? 0n),
+      String(paid?.args.toStakers ?? 0n),
+      receipt.gasUsed.toLocaleString("en-US"),
+    ]);
   }
   const delegatorAfter = (await readStakerPosition(net.staking, nodeA.operator.account.address, delegator.address))
     .activeStake;
   console.log(
     `\n${formatSection(
-      "Claims (earnings in wei of INFRA; the node's commission to its operator, the rest into its staking pool)",
+      "Claims (wei of INFRA; the commission accrues to the operator in staking, the rest joins the staking pool)",
       formatTable(
         [
           { header: "node" },
           { header: "cumulative earnings", align: "right" },
+          { header: "commission accrued", align: "right" },
+          { header: "to stakers", align: "right" },
           { header: "claim gas", align: "right" },
         ],
         claims,

@@ -14,6 +14,7 @@ import {
   type TypedDataDomain,
   formatUnits,
   keccak256,
+  parseEventLogs,
   toHex,
 } from "viem";
 
@@ -42,7 +43,7 @@ import {
   workUnitOf,
   type ReceiptJson,
 } from "../../sdk/receipt.ts";
-import type { StakingWallet } from "../../sdk/staking.ts";
+import { nodeStakingAbi, type StakingWallet } from "../../sdk/staking.ts";
 import { formatSection, formatTable } from "./table.ts";
 
 /** Tokens the client deposits: far more than the jobs cost, as a client's prepaid balance. */
@@ -251,22 +252,26 @@ export async function runSettlementScenario(
   ]);
   console.log(`  collectDebits, ${packed.length} client(s) (gas ${collected.gasUsed})`);
 
-  say("Every account claims with its proof (anyone may submit; tokens go to the account)");
+  say(
+    "Every account claims with its proof (anyone may submit): paid out of staking's earnings reserve, a " +
+      "node's commission accrues to its operator and the rest joins its pool; other accounts are sent theirs",
+  );
   const rows: string[][] = [];
   for (const { account, cumulativeAmount } of entries) {
-    const balanceBefore = await read<bigint>(c.stakeToken.address, c.stakeToken.abi, "balanceOf", [account]);
     const claimed = await send(oracle, c.rewardClaims.address, c.rewardClaims.abi, "claim", [
       account,
       cumulativeAmount,
       tree.proof(account),
     ]);
-    const balanceAfter = await read<bigint>(c.stakeToken.address, c.stakeToken.abi, "balanceOf", [account]);
-    const direct = balanceAfter - balanceBefore;
+    const [paid] = parseEventLogs({ abi: nodeStakingAbi, eventName: "EarningsPaid", logs: claimed.logs });
+    if (paid === undefined) throw new SettlementDemoError(`the claim of ${account} paid nothing (no EarningsPaid)`);
+    const { toStakers, commissionAccrued } = paid.args;
     rows.push([
       label(account),
       amount(cumulativeAmount),
-      amount(direct),
-      amount(cumulativeAmount - direct),
+      amount(cumulativeAmount - toStakers - commissionAccrued),
+      amount(commissionAccrued),
+      amount(toStakers),
       String(claimed.gasUsed),
     ]);
   }
@@ -277,7 +282,8 @@ export async function runSettlementScenario(
         [
           { header: "account" },
           { header: "earned", align: "right" },
-          { header: "paid directly", align: "right" },
+          { header: "sent", align: "right" },
+          { header: "commission accrued", align: "right" },
           { header: "to stakers", align: "right" },
           { header: "claim gas", align: "right" },
         ],
@@ -286,13 +292,23 @@ export async function runSettlementScenario(
     )}`,
   );
 
-  // Everything funded was paid: nothing is left in RewardClaims, and the escrow still balances.
-  const left = await read<bigint>(c.stakeToken.address, c.stakeToken.abi, "balanceOf", [c.rewardClaims.address]);
+  say("Operators withdraw the commission their claims accrued");
+  for (const node of nodes) {
+    const withdrawn = await send(node.wallet, c.nodeStaking.address, c.nodeStaking.abi, "withdrawCommission", []);
+    const [event] = parseEventLogs({ abi: nodeStakingAbi, eventName: "CommissionWithdrawn", logs: withdrawn.logs });
+    console.log(`  ${node.label}: ${amount(event?.args.amount ?? 0n)} INFRA (gas ${withdrawn.gasUsed})`);
+  }
+
+  // Everything funded was paid: nothing is left in RewardClaims or the earnings reserve, and the
+  // escrow still balances.
+  const reserve = await read<bigint>(c.nodeStaking.address, c.nodeStaking.abi, "earningsReserve");
+  const left =
+    reserve + (await read<bigint>(c.stakeToken.address, c.stakeToken.abi, "balanceOf", [c.rewardClaims.address]));
   const escrowHeld = await read<bigint>(c.stakeToken.address, c.stakeToken.abi, "balanceOf", [c.paymentEscrow.address]);
   const escrowOwed = await read<bigint>(c.paymentEscrow.address, c.paymentEscrow.abi, "totalBalance");
   if (left !== 0n || escrowHeld !== escrowOwed) {
     throw new SettlementDemoError(
-      `token accounting broken: claims keep ${left}, escrow ${escrowHeld} vs ${escrowOwed}`,
+      `token accounting broken: claims and the earnings reserve keep ${left}, escrow ${escrowHeld} vs ${escrowOwed}`,
     );
   }
   console.log(
