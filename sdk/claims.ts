@@ -19,9 +19,16 @@ export const rewardClaimsAbi = parseAbi([
   "error NoFinalSettlement()",
   "error InvalidProof(address account, uint256 cumulativeAmount)",
   "error NothingToClaim(address account, uint256 cumulativeAmount, uint256 claimed)",
-  // Raised by NodeStaking inside a claim: more claimed than the funded epochs put in the reserve.
-  "error InsufficientEarningsReserve(uint256 amount, uint256 reserve)",
 ]);
+
+/** What a claim transaction can revert with: RewardClaims' errors and NodeStaking's, raised inside it. */
+const claimCallAbi = [
+  ...rewardClaimsAbi,
+  ...parseAbi([
+    // More claimed than the funded epochs put in staking's earnings reserve.
+    "error InsufficientEarningsReserve(uint256 amount, uint256 reserve)",
+  ]),
+] as const;
 
 export interface ClaimsContracts {
   publicClient: PublicClient;
@@ -92,7 +99,7 @@ export async function claimRewards(
     root = await readLatestRoot(contracts);
     sent = await simulateAndSend(contracts.publicClient, wallet, {
       address: contracts.rewardClaims,
-      abi: rewardClaimsAbi,
+      abi: claimCallAbi,
       functionName: "claim",
       args: [account, cumulativeAmount, [...proof]],
     });

@@ -244,7 +244,7 @@ export function formatClaim(result: ClaimResult, token: TokenInfo): string {
     case "already-claimed":
       lines.push(
         `nothing to claim: ${result.account} already claimed ${amount(result.claimed)}, ` +
-          `all it earned up to epoch ${result.epoch} (no claim sent)`,
+          `all it earned up to epoch ${result.epoch} (no transaction sent)`,
       );
       break;
     case "claimed":

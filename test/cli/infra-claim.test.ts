@@ -28,7 +28,7 @@ import { createProgress, SILENT, withTransactionProgress } from "../../scripts/c
 import { freePort } from "../../scripts/lib/local-chain.ts";
 import { type RunningOracle, startOracle } from "../../oracle/service.ts";
 import { rewardClaimsAbi } from "../../sdk/claims.ts";
-import { readStakerPosition, slash, stake, transferStakeToken } from "../../sdk/staking.ts";
+import { readNodeStatus, readStakerPosition, slash, stake, transferStakeToken } from "../../sdk/staking.ts";
 import {
   devAccount,
   devKey,
@@ -237,7 +237,7 @@ describe("infra node claim | claim | status --oracle (CLI, real oracle)", functi
     const before = await balanceOf(node);
     const run = await infra(["--json", "node", "claim", "--oracle", oracle.url], devKey(ROLES.nodes[0]!));
     expect(run.code, run.stderr).to.equal(0);
-    const paid = JSON.parse(run.stdout) as Record<string, string | boolean>;
+    const paid = JSON.parse(run.stdout) as Record<string, string | boolean | Record<string, string>>;
     expect(paid).to.include({
       status: "claimed",
       account: node,
@@ -250,7 +250,10 @@ describe("infra node claim | claim | status --oracle (CLI, real oracle)", functi
     expect(commission + toStakers).to.equal(nodeEarned);
     expect(toStakers > 0n).to.equal(true);
     expect(await claimed(node)).to.equal(nodeEarned);
-    // The operator's wallet got the commission (minus nothing: gas is ETH), the pool the rest.
+    // The claim accrued the commission in staking and the command then withdrew it: the operator's
+    // wallet got the commission (minus nothing: gas is ETH), the pool the rest.
+    expect(paid.withdrawn).to.deep.include({ amount: commission.toString() });
+    expect((await readNodeStatus(staking(), node)).commissionOwed).to.equal(0n);
     expect((await balanceOf(node)) - before).to.equal(commission);
     expect((await readStakerPosition(staking(), node, delegator)).activeStake > poolBefore).to.equal(true);
   });

@@ -173,10 +173,10 @@ describe("Inframesh Ignition module", function () {
       1_000n,
     ]);
     expect(await nodeStaking.getFunction("redistributionRecipient")()).to.equal(await rewardClaims.getAddress());
-    // timelock, NodeStaking, six grants (one to ZkChallenge), the redistribution recipient and the
+    // timelock, NodeStaking, five grants (one to ZkChallenge), the redistribution recipient and the
     // renounce, the ModelRegistry, PaymentEscrow, EpochSettlement, RewardClaims, two escrow grants
     // and the escrow renounce, SimplenetVerifier, ZkChallenge, its two grants and its renounce:
     // no token deployment.
-    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(22);
+    expect((await ethers.provider.getTransactionCount(deployer!.address)) - nonceBefore).to.equal(21);
   });
 });
