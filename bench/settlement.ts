@@ -206,11 +206,12 @@ figures.ratio_recording_vs_settlement = Number(
   (figures.per_receipt_recording_gas! / figures.amortised_gas_per_receipt!).toFixed(1),
 );
 
-// PROTOCOL.md: settlement <= 1,000 gas per receipt amortised; the reading of the same target
-// with every node claiming every epoch (claims are cumulative, so nodes may claim less often); claim <= 60k.
+// PROTOCOL.md's targets: settlement <= 1,000 gas per receipt amortised at 1,000 receipts per epoch,
+// and a cumulative claim <= 60k (each its own target). The all-in figure with every node claiming
+// every epoch is printed without a target: claims are cumulative, so a node that claims every k
+// epochs divides its share of it by k (docs/settlement.md#gas).
 const targets: Record<string, number> = {
   amortised_settlement_gas_per_receipt: 1_000,
-  amortised_gas_per_receipt: 1_000,
   repeat_claim_gas_max: 60_000,
 };
 const rows = Object.entries(figures).map(([metric, value]) => ({
