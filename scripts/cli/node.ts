@@ -207,6 +207,7 @@ export async function statusAction(configFile: string, env: NodeJS.ProcessEnv) {
     unbondingStake: onChain.unbondingStake,
     endpoint: onChain.endpoint,
     commissionBps: onChain.commissionBps,
+    commissionOwed: onChain.commissionOwed,
     hardwareSpecHash: onChain.hardwareSpecHash,
     agent: { url: healthUrl, ...agent },
   };
@@ -223,7 +224,8 @@ export function formatStatus(status: Awaited<ReturnType<typeof statusAction>>): 
             "until then (governance can free it earlier); its stake stays slashable",
         ]),
     `  stake: self ${status.selfStake}, active ${status.activeStake}, unbonding ${status.unbondingStake}`,
-    `  endpoint ${status.endpoint || "(none)"}, commission ${status.commissionBps} bps`,
+    `  endpoint ${status.endpoint || "(none)"}, commission ${status.commissionBps} bps` +
+      (status.commissionOwed > 0n ? `, ${status.commissionOwed} accrued (infra node claim withdraws it)` : ""),
     `  agent ${status.agent.url}: ${status.agent.status}`,
   ].join("\n");
 }
