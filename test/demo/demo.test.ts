@@ -70,17 +70,21 @@ describe("npm run demo", function () {
     );
     expect(output).to.match(/post \(gas \d+\), \+86400 s, finalise \(gas \d+\)/);
     expect(output).to.match(
-      /Epoch 0 settlement: 6 receipts, claims \(INFRA\)\n=+\naccount +earned +paid directly +to stakers +claim gas/,
+      /Epoch 0 settlement: 6 receipts, claims \(INFRA\)\n=+\naccount +earned +sent +commission accrued +to stakers +claim gas/,
     );
-    // node-b: 3 x 22 + 1,500 slash; 10% commission to its operator, the rest to its pool.
+    // node-b: 3 x 22 + 1,500 slash; 10% commission accrued to its operator, the rest to its pool,
+    // nothing sent; the publisher and the treasury (the timelock) are sent theirs.
     expect(output).to.match(
-      /^node-b +1500\.000000000000000066 +150\.000000000000000006 +1350\.00000000000000006 +\d+$/m,
+      /^node-b +1500\.000000000000000066 +0 +150\.000000000000000006 +1350\.00000000000000006 +\d+$/m,
     );
     expect(output).to.match(
-      /^node-c +1500\.000000000000000066 +225\.000000000000000009 +1275\.000000000000000057 +\d+$/m,
+      /^node-c +1500\.000000000000000066 +0 +225\.000000000000000009 +1275\.000000000000000057 +\d+$/m,
     );
-    expect(output).to.match(/^publisher +0\.000000000000000012 +0\.000000000000000012 +0 +\d+$/m);
-    expect(output).to.match(/^timelock +0\.000000000000000006 +0\.000000000000000006 +0 +\d+$/m);
+    expect(output).to.match(/^publisher +0\.000000000000000012 +0\.000000000000000012 +0 +0 +\d+$/m);
+    expect(output).to.match(/^timelock +0\.000000000000000006 +0\.000000000000000006 +0 +0 +\d+$/m);
+    // Then the operators take their commission out of staking.
+    expect(output).to.match(/^ {2}node-b: 150\.000000000000000006 INFRA \(gas \d+\)$/m);
+    expect(output).to.match(/^ {2}node-c: 225\.000000000000000009 INFRA \(gas \d+\)$/m);
     expect(output).to.match(
       /Settlement balanced: debits 0\.00000000000000015 \+ redistributed slash 3000 = credits 3000\.00000000000000015 INFRA, all claimed/,
     );
@@ -121,7 +125,7 @@ describe("npm run demo", function () {
       /epoch 0: 100 receipts, debits 100000 wei, protocol fees 5000, royalties 10000, batch sha256 0x[0-9a-f]{64}/,
     );
     for (const node of ["node-a", "node-b", "node-c"])
-      expect(output).to.match(new RegExp(`^${node} +\\d+ +[\\d,]+$`, "m"));
+      expect(output).to.match(new RegExp(`^${node} +\\d+ +\\d+ +\\d+ +[\\d,]+$`, "m"));
     expect(output).to.match(/delegator's stake on node-a: 1000 → 1000\.0+\d+ INFRA/);
     // Epochs and the SLA slash are the keeper's: no hand-made close or slash.
     expect(output).to.match(/epoch 0 closed by the keeper and posted by the oracle/);
