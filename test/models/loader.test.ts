@@ -195,4 +195,73 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
       (error: LoaderError) => expect(error.code).to.equal("NO_SERVING_VERSION"),
     );
   });
+
+  it("writes data shards straight into the weights: only the manifest lands in the blob cache", async () => {
+    const cacheDir = join(root, "cache-direct");
+    const loaded = await loadModel({ modelId, readPointer, peers: [store.url], cacheDir });
+    expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
+    expect(await readdir(join(cacheDir, "blobs"))).to.deep.equal([built.manifestHash]);
+    expect((await readdir(cacheDir)).sort()).to.deep.equal(["blobs", "models"]);
+  });
+
+  it("streams through blob files in bounded memory when the parity shards exceed memoryLimitBytes", async () => {
+    const lost = [1, 4, 7, 12];
+    const peer = await filteringPeer(publishDir, new Set(lost.map((i) => built.manifest.shards[i]!.hash)));
+    try {
+      const cacheDir = join(root, "cache-bounded");
+      const loaded = await loadModel({ modelId, readPointer, peers: [peer.url], cacheDir, memoryLimitBytes: 0 });
+      expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
+      // The shards went through <cache>/blobs (and stay there for the node to serve).
+      const kept = new Set(await readdir(join(cacheDir, "blobs")));
+      const fetched = built.manifest.shards.filter((s) => !lost.includes(s.index)).map((s) => s.hash);
+      for (const hash of fetched) expect(kept.has(hash)).to.equal(true);
+      expect((await readdir(cacheDir)).filter((n) => n.startsWith(".staging"))).to.deep.equal([]);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("rebuilds a model of many stripes arriving in many socket chunks, under several loss patterns", async () => {
+    const big = Buffer.concat([randomBytes(3 * 1024 * 1024), randomBytes(12_345)]);
+    const dir = join(root, "striped");
+    const bigPath = join(root, "striped.onnx");
+    await writeFile(bigPath, big);
+    const striped = await buildManifest({
+      weightsPath: bigPath,
+      outDir: dir,
+      version: "2.0.0",
+      modelKind: "onnx",
+      stripeSize: 64 * 1024,
+    });
+    expect(striped.manifest.shard_size).to.be.greaterThan(4 * 64 * 1024);
+    const pointer = {
+      version: 2n,
+      manifestHash: striped.manifestHash,
+      shardRoot: striped.manifest.merkle_root,
+      shardCount: 14,
+    };
+    const withheld = new Set<string>();
+    const peer = await filteringPeer(dir, withheld);
+    try {
+      for (const lost of [[], [0, 1, 2, 3], [6, 7, 8, 9], [0, 5, 10, 13], [9, 10, 11, 12], [3], [2, 8]]) {
+        withheld.clear();
+        for (const i of lost) withheld.add(striped.manifest.shards[i]!.hash);
+        for (const memoryLimitBytes of [undefined, 0]) {
+          const cacheDir = join(root, `cache-striped-${lost.join("-")}-${memoryLimitBytes ?? "direct"}`);
+          const loaded = await loadModel({
+            modelId: 9n,
+            readPointer: async () => pointer,
+            peers: [peer.url],
+            cacheDir,
+            rounds: 1,
+            ...(memoryLimitBytes === undefined ? {} : { memoryLimitBytes }),
+          });
+          if (!(await readFile(loaded.weightsPath)).equals(big)) expect.fail(`wrong weights losing ${lost.join(",")}`);
+          await rm(cacheDir, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await peer.close();
+    }
+  });
 });
