@@ -296,6 +296,28 @@ async function loadDirect(
     .slice(0, data);
   const lost = Array.from({ length: data }, (_, i) => i).filter((i) => !fetched[i]);
   if (lost.length === 0) return;
+  // The shards in hand are on their way to disk while the missing ones are decoded.
+  const flushed = output.datasync();
+  try {
+    await decodeMissing(manifest, output, held, chosen, lost, writeAt);
+  } finally {
+    await flushed.catch(() => {});
+  }
+  await flushed;
+}
+
+/** Decodes the `lost` data shards of a direct load from the `chosen` ones and writes them to their place. */
+async function decodeMissing(
+  manifest: Manifest,
+  output: FileHandle,
+  held: ReadonlyMap<number, HeldShard>,
+  chosen: readonly number[],
+  lost: readonly number[],
+  writeAt: (chunks: readonly Buffer[], position: number) => Promise<void>,
+): Promise<void> {
+  const { data } = manifest.erasure;
+  const shardSize = manifest.shard_size;
+  const total = manifest.total_size;
   if (manifest.erasure.codec === "replica") {
     await writeAt(held.get(chosen[0]!)!.chunks, 0);
     return;
