@@ -3,22 +3,21 @@
 // hash (content address), its root and shard count against the chain, each shard's hash, the
 // rebuild, the size. Installation is one directory rename, so the cache never shows half a model.
 //
-// Two ways to get the weights, both hashing every shard as it arrives (nothing is hashed twice):
-//  - direct (whenever the parity shards fit `memoryLimitBytes`): data shards stream from the
-//    network straight to their place in the staged weights file, parity shards are held in
-//    memory, missing data shards are decoded from those and written to their place. Each byte is
-//    written once; the shards themselves are not kept (the weights are the data shards).
-//  - through blob files (bounded memory, for models whose parity does not fit): every shard is
-//    downloaded to <cache>/blobs/<sha256> (resumable across restarts, kept so a node can serve
-//    them), then the weights are rebuilt from those stripe by stripe.
+// Two ways to get the weights, both in bounded memory and hashing every shard as it arrives
+// (nothing is hashed twice):
+//  - direct (the default): data shards stream from the network straight to their place in the
+//    staged weights file, parity shards to scratch files beside it; missing data shards are then
+//    decoded stripe by stripe and written to their place. No shard is written twice or kept (the
+//    weights are the data shards).
+//  - `keepShards`: every shard is downloaded to <cache>/blobs/<sha256> (resumable across
+//    restarts, kept so a node can serve them), then the weights are rebuilt from those.
 //
 // Cache layout:  <cache>/models/<manifestHash>/{weights,manifest.json}   installed models
 //                <cache>/blobs/<sha256>                                  fetched manifests (and the
-//                                                                        shards of blob-file loads)
+//                                                                        shards, with keepShards)
 //                <cache>/.staging-*/                                     work in progress
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
-import { totalmem } from "node:os";
 import { join } from "node:path";
 import {
   BlobFetchError,
@@ -65,11 +64,11 @@ export interface LoadOptions {
   rounds?: number;
   retryDelayMs?: number;
   /**
-   * Models whose parity shards fit in this many bytes load directly (parity held in memory, data
-   * shards written straight into the weights); larger ones go through blob files in bounded
-   * memory. Default: a quarter of the machine's memory.
+   * Also keep every fetched shard in `<cache>/blobs/` (so the node can serve them to peers, and a
+   * restarted load resumes partial downloads): shards then go through blob files and the weights
+   * are rebuilt from those. Default false: data shards stream straight into the weights.
    */
-  memoryLimitBytes?: number;
+  keepShards?: boolean;
 }
 
 /** Shard downloads in flight at once by default. */
@@ -184,51 +183,15 @@ async function fetchEnoughShards(
 /** Stripes decoded at once (the codec runs on libuv's thread pool). */
 const DECODE_PARALLELISM = 2;
 
-/** The default memory budget: a quarter of the machine's (or the container's) memory. */
-export function defaultMemoryLimit(): number {
-  const constrained = process.constrainedMemory();
-  const total = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
-  return Math.floor(total / 4);
-}
-
-/** Bytes the direct load holds in memory at most: every parity shard (data shards go to disk). */
-export function directLoadBytes(manifest: Manifest): number {
-  return manifest.erasure.parity * manifest.shard_size;
-}
-
-/** A parity shard held in memory as the chunks it arrived in. */
-interface HeldShard {
-  chunks: Buffer[];
-  /** starts[n] is the shard offset of chunks[n]. */
-  starts: number[];
-  length: number;
-}
-
-/** Copies `held[start, start + length)` into `target` at `at`. */
-function copyHeld(held: HeldShard, start: number, length: number, target: Buffer, at: number): void {
-  // The last chunk starting at or before `start`.
-  let lo = 0;
-  let hi = held.starts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (held.starts[mid]! <= start) lo = mid;
-    else hi = mid - 1;
-  }
-  let copied = 0;
-  for (let n = lo; copied < length; n++) {
-    const chunk = held.chunks[n]!;
-    const from = start + copied - held.starts[n]!;
-    copied += chunk.copy(target, at + copied, from, Math.min(chunk.length, from + length - copied));
-  }
-}
-
 /**
  * The direct load: every data shard streams from the network straight to its place in `output`
- * (data shard i is the weights' bytes [i × shard_size, …), clipped at total_size), parity shards
- * are held in memory as received, each shard hashed as it arrives; missing data shards are then
- * decoded stripe by stripe (their sources read back from `output`, just written, and from memory)
- * and written to their place. Each byte lands on disk once. `output` ends up holding exactly the
- * weights or the call rejects; before that it may hold unverified bytes, like a `.partial` file.
+ * (data shard i is the weights' bytes [i × shard_size, …), clipped at total_size), every parity
+ * shard to a scratch file in `stagingDir`, each shard hashed as it arrives; missing data shards
+ * are then decoded stripe by stripe (their sources read back from the page cache, just written)
+ * and written to their place. Memory stays at a few stripes plus the writes in flight whatever
+ * the model's size; shards are not held in the JS heap (which would only feed the garbage
+ * collector). `output` ends up holding exactly the weights or the call rejects; before that it
+ * may hold unverified bytes, like a `.partial` file. The scratch files are removed on return.
  */
 async function loadDirect(
   manifest: Manifest,
@@ -236,6 +199,7 @@ async function loadDirect(
   concurrency: number,
   rounds: number,
   output: FileHandle,
+  stagingDir: string,
 ): Promise<void> {
   const { data } = manifest.erasure;
   const shardSize = manifest.shard_size;
@@ -256,61 +220,62 @@ async function loadDirect(
     }
     if (kept.length > 0) await output.writev(kept, position);
   };
-  const held = new Map<number, HeldShard>();
-  const sinkFor = (index: number): BlobSink => {
+  const held = new Map<number, FileHandle>();
+  const sinkFor = async (index: number): Promise<BlobSink> => {
     if (index < data) {
       const base = index * shardSize;
       return { write: (chunks, position) => writeAt(chunks, base + position), restart: () => {} };
     }
-    const shard: HeldShard = { chunks: [], starts: [], length: 0 };
-    held.set(index, shard);
+    let file = held.get(index);
+    if (file === undefined) {
+      file = await open(join(stagingDir, `.parity-${index}`), "w+");
+      held.set(index, file);
+    }
+    const into = file;
     return {
-      write: (chunks) => {
-        for (const chunk of chunks) {
-          shard.chunks.push(chunk);
-          shard.starts.push(shard.length);
-          shard.length += chunk.length;
-        }
-        return Promise.resolve();
+      write: async (chunks, position) => {
+        await into.writev(chunks, position);
       },
-      restart: () => {
-        shard.chunks = [];
-        shard.starts = [];
-        shard.length = 0;
-      },
+      restart: () => {},
     };
   };
-  const fetched = await fetchEnoughShards(manifest, concurrency, rounds, async (index, attemptRounds) => {
-    const hash = manifest.shards[index]!.hash;
-    try {
-      await fetchBlobTo(hash, shardSize, sinkFor(index), { ...fetchOptions, rounds: attemptRounds }, index);
-    } catch (error) {
-      held.delete(index);
-      if (error instanceof BlobSinkError) throw new ManifestError("IO", "cannot write the weights", { cause: error });
-      throw error;
-    }
-  });
-  const chosen = manifest.shards
-    .map((s) => s.index)
-    .filter((i) => fetched[i])
-    .slice(0, data);
-  const lost = Array.from({ length: data }, (_, i) => i).filter((i) => !fetched[i]);
-  if (lost.length === 0) return;
-  // The shards in hand are on their way to disk while the missing ones are decoded.
-  const flushed = output.datasync();
   try {
-    await decodeMissing(manifest, output, held, chosen, lost, writeAt);
+    const fetched = await fetchEnoughShards(manifest, concurrency, rounds, async (index, attemptRounds) => {
+      const hash = manifest.shards[index]!.hash;
+      try {
+        await fetchBlobTo(hash, shardSize, await sinkFor(index), { ...fetchOptions, rounds: attemptRounds }, index);
+      } catch (error) {
+        if (error instanceof BlobSinkError) throw new ManifestError("IO", "cannot write the weights", { cause: error });
+        throw error;
+      }
+    });
+    const chosen = manifest.shards
+      .map((s) => s.index)
+      .filter((i) => fetched[i])
+      .slice(0, data);
+    const lost = Array.from({ length: data }, (_, i) => i).filter((i) => !fetched[i]);
+    if (lost.length === 0) return;
+    // The shards in hand are on their way to disk while the missing ones are decoded.
+    const flushed = output.datasync();
+    try {
+      await decodeMissing(manifest, output, held, chosen, lost, writeAt);
+    } finally {
+      await flushed.catch(() => {});
+    }
+    await flushed;
   } finally {
-    await flushed.catch(() => {});
+    for (const [index, file] of held) {
+      await file.close();
+      await rm(join(stagingDir, `.parity-${index}`), { force: true });
+    }
   }
-  await flushed;
 }
 
 /** Decodes the `lost` data shards of a direct load from the `chosen` ones and writes them to their place. */
 async function decodeMissing(
   manifest: Manifest,
   output: FileHandle,
-  held: ReadonlyMap<number, HeldShard>,
+  held: ReadonlyMap<number, FileHandle>,
   chosen: readonly number[],
   lost: readonly number[],
   writeAt: (chunks: readonly Buffer[], position: number) => Promise<void>,
@@ -319,7 +284,9 @@ async function decodeMissing(
   const shardSize = manifest.shard_size;
   const total = manifest.total_size;
   if (manifest.erasure.codec === "replica") {
-    await writeAt(held.get(chosen[0]!)!.chunks, 0);
+    const copy = Buffer.allocUnsafe(shardSize);
+    await readFully(held.get(chosen[0]!)!, copy, 0, shardSize, 0);
+    await writeAt([copy], 0);
     return;
   }
   const { parity, stripe_size } = manifest.erasure;
@@ -340,7 +307,7 @@ async function decodeMissing(
       const reads: Promise<unknown>[] = [];
       for (const index of chosen) {
         if (index >= data) {
-          copyHeld(held.get(index)!, offset, size, parityBuffer, (index - data) * size);
+          reads.push(readFully(held.get(index)!, parityBuffer, (index - data) * size, size, offset));
           continue;
         }
         // A data shard's bytes past total_size are its zero padding (its hash covered them).
@@ -418,16 +385,15 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   }
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const rounds = options.rounds ?? 3;
-  const direct = directLoadBytes(manifest) <= (options.memoryLimitBytes ?? defaultMemoryLimit());
 
   const staging = join(options.cacheDir, `.staging-${randomBytes(6).toString("hex")}`);
   const stagedWeights = join(staging, "weights");
   try {
-    if (direct) {
+    if (options.keepShards !== true) {
       await mkdir(staging, { recursive: true });
       const output = await open(stagedWeights, "w+");
       try {
-        await loadDirect(manifest, fetchOptions, concurrency, rounds, output);
+        await loadDirect(manifest, fetchOptions, concurrency, rounds, output, staging);
         if ((await output.stat()).size !== manifest.total_size) {
           throw new ManifestError("INVALID_MANIFEST", "rebuilt weights do not have total_size bytes");
         }
@@ -436,8 +402,8 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
         await output.close();
       }
     } else {
-      // Parity larger than the memory budget: shards stream to blob files, then are rebuilt stripe
-      // by stripe in bounded memory. Every shard was hashed against the manifest as it downloaded.
+      // Shards kept: they stream to blob files, then the weights are rebuilt from those stripe by
+      // stripe. Every shard was hashed against the manifest as it downloaded.
       const shardPaths: (string | null)[] = manifest.shards.map(() => null);
       await fetchEnoughShards(manifest, concurrency, rounds, async (index, attemptRounds) => {
         shardPaths[index] = await fetchBlob(

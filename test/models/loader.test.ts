@@ -204,12 +204,12 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
     expect((await readdir(cacheDir)).sort()).to.deep.equal(["blobs", "models"]);
   });
 
-  it("streams through blob files in bounded memory when the parity shards exceed memoryLimitBytes", async () => {
+  it("with keepShards, fetches every shard into the blob cache and rebuilds from there", async () => {
     const lost = [1, 4, 7, 12];
     const peer = await filteringPeer(publishDir, new Set(lost.map((i) => built.manifest.shards[i]!.hash)));
     try {
       const cacheDir = join(root, "cache-bounded");
-      const loaded = await loadModel({ modelId, readPointer, peers: [peer.url], cacheDir, memoryLimitBytes: 0 });
+      const loaded = await loadModel({ modelId, readPointer, peers: [peer.url], cacheDir, keepShards: true });
       expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
       // The shards went through <cache>/blobs (and stay there for the node to serve).
       const kept = new Set(await readdir(join(cacheDir, "blobs")));
@@ -246,17 +246,21 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
       for (const lost of [[], [0, 1, 2, 3], [6, 7, 8, 9], [0, 5, 10, 13], [9, 10, 11, 12], [3], [2, 8]]) {
         withheld.clear();
         for (const i of lost) withheld.add(striped.manifest.shards[i]!.hash);
-        for (const memoryLimitBytes of [undefined, 0]) {
-          const cacheDir = join(root, `cache-striped-${lost.join("-")}-${memoryLimitBytes ?? "direct"}`);
+        for (const keepShards of [false, true]) {
+          const cacheDir = join(root, `cache-striped-${lost.join("-")}-${keepShards}`);
           const loaded = await loadModel({
             modelId: 9n,
             readPointer: async () => pointer,
             peers: [peer.url],
             cacheDir,
             rounds: 1,
-            ...(memoryLimitBytes === undefined ? {} : { memoryLimitBytes }),
+            keepShards,
           });
           if (!(await readFile(loaded.weightsPath)).equals(big)) expect.fail(`wrong weights losing ${lost.join(",")}`);
+          expect(await readdir(join(cacheDir, "models", striped.manifestHash))).to.deep.equal([
+            "manifest.json",
+            "weights",
+          ]);
           await rm(cacheDir, { recursive: true, force: true });
         }
       }
