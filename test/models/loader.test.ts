@@ -2,7 +2,7 @@
 // setMatureModel → a fresh loader on another cache directory rebuilds and verifies the weights.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -266,6 +266,52 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
       }
     } finally {
       await peer.close();
+    }
+  });
+
+  it("loads a tiny replica-coded model from any one copy, both ways", async () => {
+    const tiny = randomBytes(5_000);
+    const dir = join(root, "tiny");
+    const tinyPath = join(root, "tiny.onnx");
+    await writeFile(tinyPath, tiny);
+    const replica = await buildManifest({ weightsPath: tinyPath, outDir: dir, version: "3.0.0", modelKind: "onnx" });
+    expect(replica.manifest.erasure.codec).to.equal("replica");
+    const pointer = {
+      version: 3n,
+      manifestHash: replica.manifestHash,
+      shardRoot: replica.manifest.merkle_root,
+      shardCount: replica.manifest.shards.length,
+    };
+    // The copies share one hash, so only a failure of one request can lose copy 0 and leave
+    // another: this peer answers its first request for the shard with a 503.
+    const honest = await filteringPeer(dir, new Set());
+    let shardRequests = 0;
+    const flaky: Server = createServer((req, res) => {
+      const hash = (req.url ?? "").split("/").pop() ?? "";
+      if (hash === replica.manifest.shards[0]!.hash && shardRequests++ === 0) return res.writeHead(503).end();
+      req.pipe(request(`${honest.url}${req.url}`, (reply) => reply.pipe(res.writeHead(reply.statusCode ?? 502))));
+    });
+    await new Promise<void>((r) => flaky.listen(0, "127.0.0.1", r));
+    const flakyUrl = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+    try {
+      for (const keepShards of [false, true]) {
+        shardRequests = 0;
+        const cacheDir = join(root, `cache-tiny-${keepShards}`);
+        const loaded = await loadModel({
+          modelId: 10n,
+          readPointer: async () => pointer,
+          peers: [flakyUrl],
+          cacheDir,
+          rounds: 1,
+          keepShards,
+        });
+        expect((await readFile(loaded.weightsPath)).equals(tiny)).to.equal(true);
+        expect(shardRequests).to.equal(2); // copy 0 failed, copy 1 stood in
+      }
+    } finally {
+      flaky.closeAllConnections();
+      await new Promise((r) => flaky.close(r));
+      await honest.close();
     }
   });
 });
