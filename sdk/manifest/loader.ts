@@ -3,15 +3,32 @@
 // hash (content address), its root and shard count against the chain, each shard's hash, the
 // rebuild, the size. Installation is one directory rename, so the cache never shows half a model.
 //
+// Two ways to get the weights, both in bounded memory and hashing every shard as it arrives
+// (nothing is hashed twice):
+//  - direct (the default): data shards stream from the network straight to their place in the
+//    staged weights file, parity shards to scratch files beside it; missing data shards are then
+//    decoded stripe by stripe and written to their place. No shard is written twice or kept (the
+//    weights are the data shards).
+//  - `keepShards`: every shard is downloaded to <cache>/blobs/<sha256> (resumable across
+//    restarts, kept so a node can serve them), then the weights are rebuilt from those.
+//
 // Cache layout:  <cache>/models/<manifestHash>/{weights,manifest.json}   installed models
-//                <cache>/blobs/<sha256>                                  fetched manifests and shards (kept:
-//                                                                        a node can serve them to peers)
+//                <cache>/blobs/<sha256>                                  fetched manifests (and the
+//                                                                        shards, with keepShards)
 //                <cache>/.staging-*/                                     work in progress
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { BlobFetchError, fetchBlob, type FetchOptions } from "../blob/client.ts";
+import {
+  BlobFetchError,
+  BlobSinkError,
+  fetchBlob,
+  fetchBlobTo,
+  type BlobSink,
+  type FetchOptions,
+} from "../blob/client.ts";
 import { rebuildWeights } from "./builder.ts";
+import { codeStripe, createErasureCodec } from "./erasure.ts";
 import { ManifestError } from "./errors.ts";
 import { parseManifest, type Manifest } from "./manifest.ts";
 
@@ -46,7 +63,16 @@ export interface LoadOptions {
   timeoutMs?: number;
   rounds?: number;
   retryDelayMs?: number;
+  /**
+   * Also keep every fetched shard in `<cache>/blobs/` (so the node can serve them to peers, and a
+   * restarted load resumes partial downloads): shards then go through blob files and the weights
+   * are rebuilt from those. Default false: data shards stream straight into the weights.
+   */
+  keepShards?: boolean;
 }
+
+/** Shard downloads in flight at once by default. */
+export const DEFAULT_CONCURRENCY = 4;
 
 export interface LoadedModel {
   modelId: bigint;
@@ -91,46 +117,225 @@ async function exists(path: string): Promise<boolean> {
  * Fetches shards until `data` of them are in hand: data shards first, parity for each one missing.
  * A first pass asks each peer once per shard (a withheld shard costs no retry rounds while other
  * shards can stand in for it); only when that leaves too few, the missing shards are tried again
- * with the configured rounds.
+ * with the configured rounds. `fetchOne` resolves once shard `index` is held and verified, or
+ * rejects with a BlobFetchError. Returns which shards are held.
  */
-async function fetchEnoughShards(manifest: Manifest, fetch: FetchOptions, concurrency: number) {
+async function fetchEnoughShards(
+  manifest: Manifest,
+  concurrency: number,
+  rounds: number,
+  fetchOne: (index: number, rounds: number) => Promise<void>,
+): Promise<boolean[]> {
   const { data } = manifest.erasure;
-  const paths: (string | null)[] = manifest.shards.map(() => null);
+  const held: boolean[] = manifest.shards.map(() => false);
   const failures: unknown[] = [];
-  const tryFetch = async (index: number, options: FetchOptions) => {
+  const tryFetch = async (index: number, attemptRounds: number) => {
     try {
-      paths[index] = await fetchBlob(manifest.shards[index]!.hash, options, index);
+      await fetchOne(index, attemptRounds);
+      held[index] = true;
     } catch (error) {
       if (!(error instanceof BlobFetchError)) throw error;
       failures.push(error);
     }
   };
-  // Bounded parallelism over `indices`, stopping once `wanted` says enough.
-  const queue = async (indices: number[], wanted: () => boolean, options: FetchOptions) => {
+  let inFlight = 0;
+  let wake: (() => void)[] = [];
+  const have = () => held.filter(Boolean).length;
+  // Bounded parallelism over `indices` in order, never more fetches going than shards still needed:
+  // a worker waits while the fetches in flight would be enough, and takes the next index (a parity
+  // shard, once the data shards are all taken) as soon as one of them fails.
+  const queue = async (indices: number[], attemptRounds: number) => {
     let next = 0;
     const worker = async () => {
-      while (next < indices.length && wanted()) await tryFetch(indices[next++]!, options);
+      while (next < indices.length && have() < data) {
+        if (have() + inFlight >= data) {
+          await new Promise<void>((resolve) => wake.push(resolve));
+          continue;
+        }
+        inFlight++;
+        try {
+          await tryFetch(indices[next++]!, attemptRounds);
+        } finally {
+          inFlight--;
+          const waiting = wake;
+          wake = [];
+          for (const resolve of waiting) resolve();
+        }
+      }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, indices.length)) }, worker));
   };
-  const have = () => paths.filter((p) => p !== null).length;
-  const missing = (parity: boolean) =>
-    manifest.shards.filter((s) => s.is_parity === parity && paths[s.index] === null).map((s) => s.index);
-  const firstPass = { ...fetch, rounds: 1 };
-  await queue(missing(false), () => true, firstPass);
-  await queue(missing(true), () => have() < data, firstPass);
-  if (have() < data && (fetch.rounds ?? 3) > 1) {
-    await queue([...missing(false), ...missing(true)], () => have() < data, fetch);
-  }
+  const missing = () => manifest.shards.filter((s) => !held[s.index]).map((s) => s.index);
+  // Data shards come first in the manifest's order, so they are asked for before any parity one.
+  await queue(missing(), 1);
+  if (have() < data && rounds > 1) await queue(missing(), rounds);
   if (have() < data) {
-    const absent = paths.flatMap((p, i) => (p === null ? [i] : []));
+    const absent = held.flatMap((h, i) => (h ? [] : [i]));
     throw new LoaderError(
       "TOO_FEW_SHARDS",
       `found ${have()} of the ${data} shards needed; no peer had a valid copy of shards ${absent.join(", ")}`,
       { cause: new AggregateError(failures, "shard fetch failures") },
     );
   }
-  return paths;
+  return held;
+}
+
+/** Stripes decoded at once (the codec runs on libuv's thread pool). */
+const DECODE_PARALLELISM = 2;
+
+/**
+ * The direct load: every data shard streams from the network straight to its place in `output`
+ * (data shard i is the weights' bytes [i × shard_size, …), clipped at total_size), every parity
+ * shard to a scratch file in `stagingDir`, each shard hashed as it arrives; missing data shards
+ * are then decoded stripe by stripe (their sources read back from the page cache, just written)
+ * and written to their place. Memory stays at a few stripes plus the writes in flight whatever
+ * the model's size; shards are not held in the JS heap (which would only feed the garbage
+ * collector). `output` ends up holding exactly the weights or the call rejects; before that it
+ * may hold unverified bytes, like a `.partial` file. The scratch files are removed on return.
+ */
+async function loadDirect(
+  manifest: Manifest,
+  fetchOptions: Omit<FetchOptions, "dir">,
+  concurrency: number,
+  rounds: number,
+  output: FileHandle,
+  stagingDir: string,
+): Promise<void> {
+  const { data } = manifest.erasure;
+  const shardSize = manifest.shard_size;
+  const total = manifest.total_size;
+  /** Writes `chunks` at weights offset `position`, clipped at total_size (the last shard's padding). */
+  const writeAt = async (chunks: readonly Buffer[], position: number) => {
+    const end = position + chunks.reduce((n, c) => n + c.length, 0);
+    if (end <= total) {
+      await output.writev(chunks, position);
+      return;
+    }
+    const kept: Buffer[] = [];
+    let at = position;
+    for (const chunk of chunks) {
+      if (at >= total) break;
+      kept.push(at + chunk.length <= total ? chunk : chunk.subarray(0, total - at));
+      at += chunk.length;
+    }
+    if (kept.length > 0) await output.writev(kept, position);
+  };
+  const held = new Map<number, FileHandle>();
+  const sinkFor = async (index: number): Promise<BlobSink> => {
+    if (index < data) {
+      const base = index * shardSize;
+      return { write: (chunks, position) => writeAt(chunks, base + position), restart: () => {} };
+    }
+    let file = held.get(index);
+    if (file === undefined) {
+      file = await open(join(stagingDir, `.parity-${index}`), "w+");
+      held.set(index, file);
+    }
+    const into = file;
+    return {
+      write: async (chunks, position) => {
+        await into.writev(chunks, position);
+      },
+      restart: () => {},
+    };
+  };
+  try {
+    const fetched = await fetchEnoughShards(manifest, concurrency, rounds, async (index, attemptRounds) => {
+      const hash = manifest.shards[index]!.hash;
+      try {
+        await fetchBlobTo(hash, shardSize, await sinkFor(index), { ...fetchOptions, rounds: attemptRounds }, index);
+      } catch (error) {
+        if (error instanceof BlobSinkError) throw new ManifestError("IO", "cannot write the weights", { cause: error });
+        throw error;
+      }
+    });
+    const chosen = manifest.shards
+      .map((s) => s.index)
+      .filter((i) => fetched[i])
+      .slice(0, data);
+    const lost = Array.from({ length: data }, (_, i) => i).filter((i) => !fetched[i]);
+    if (lost.length === 0) return;
+    // The shards in hand are on their way to disk while the missing ones are decoded.
+    const flushed = output.datasync();
+    try {
+      await decodeMissing(manifest, output, held, chosen, lost, writeAt);
+    } finally {
+      await flushed.catch(() => {});
+    }
+    await flushed;
+  } finally {
+    for (const [index, file] of held) {
+      await file.close();
+      await rm(join(stagingDir, `.parity-${index}`), { force: true });
+    }
+  }
+}
+
+/** Decodes the `lost` data shards of a direct load from the `chosen` ones and writes them to their place. */
+async function decodeMissing(
+  manifest: Manifest,
+  output: FileHandle,
+  held: ReadonlyMap<number, FileHandle>,
+  chosen: readonly number[],
+  lost: readonly number[],
+  writeAt: (chunks: readonly Buffer[], position: number) => Promise<void>,
+): Promise<void> {
+  const { data } = manifest.erasure;
+  const shardSize = manifest.shard_size;
+  const total = manifest.total_size;
+  if (manifest.erasure.codec === "replica") {
+    const copy = Buffer.allocUnsafe(shardSize);
+    await readFully(held.get(chosen[0]!)!, copy, 0, shardSize, 0);
+    await writeAt([copy], 0);
+    return;
+  }
+  const { parity, stripe_size } = manifest.erasure;
+  const codec = createErasureCodec(data, parity);
+  const step = Math.min(stripe_size, shardSize);
+  let sources = 0;
+  for (const index of chosen) sources |= 1 << index;
+  let targets = 0;
+  for (const index of lost) targets |= 1 << index;
+  let nextOffset = 0;
+  const decoder = async () => {
+    const dataBuffer = Buffer.allocUnsafe(data * step);
+    const parityBuffer = Buffer.allocUnsafe(parity * step);
+    while (nextOffset < shardSize) {
+      const offset = nextOffset;
+      nextOffset += step;
+      const size = Math.min(step, shardSize - offset);
+      const reads: Promise<unknown>[] = [];
+      for (const index of chosen) {
+        if (index >= data) {
+          reads.push(readFully(held.get(index)!, parityBuffer, (index - data) * size, size, offset));
+          continue;
+        }
+        // A data shard's bytes past total_size are its zero padding (its hash covered them).
+        const position = index * shardSize + offset;
+        const length = Math.max(0, Math.min(size, total - position));
+        dataBuffer.fill(0, index * size + length, (index + 1) * size);
+        if (length > 0) reads.push(readFully(output, dataBuffer, index * size, length, position));
+      }
+      await Promise.all(reads);
+      await codeStripe(codec, sources, targets, dataBuffer, parityBuffer, size);
+      await Promise.all(
+        lost.map((index) =>
+          writeAt([dataBuffer.subarray(index * size, (index + 1) * size)], index * shardSize + offset),
+        ),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: DECODE_PARALLELISM }, decoder));
+}
+
+/** Reads exactly `length` bytes at `position` into `target` at `at`. */
+async function readFully(file: FileHandle, target: Buffer, at: number, length: number, position: number) {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await file.read(target, at + done, length - done, position + done);
+    if (bytesRead === 0) throw new ManifestError("IO", "the weights file is shorter than what was written to it");
+    done += bytesRead;
+  }
 }
 
 /** Loads the serving version of a model into the cache and returns where its weights are. */
@@ -178,15 +383,40 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
       `manifest root ${manifest.merkle_root} with ${manifest.shards.length} shards, but the chain says ${pointer.shardRoot} with ${pointer.shardCount}`,
     );
   }
-  const shardPaths = await fetchEnoughShards(manifest, fetchOptions, options.concurrency ?? 4);
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const rounds = options.rounds ?? 3;
 
   const staging = join(options.cacheDir, `.staging-${randomBytes(6).toString("hex")}`);
+  const stagedWeights = join(staging, "weights");
   try {
-    await mkdir(staging, { recursive: true });
-    // Every shard was hashed against the manifest as it downloaded: no second pass over them.
-    await rebuildWeights({ manifest, shardPaths, outPath: join(staging, "weights"), shardsVerified: true });
-    if ((await stat(join(staging, "weights"))).size !== manifest.total_size) {
-      throw new ManifestError("INVALID_MANIFEST", "rebuilt weights do not have total_size bytes");
+    if (options.keepShards !== true) {
+      await mkdir(staging, { recursive: true });
+      const output = await open(stagedWeights, "w+");
+      try {
+        await loadDirect(manifest, fetchOptions, concurrency, rounds, output, staging);
+        if ((await output.stat()).size !== manifest.total_size) {
+          throw new ManifestError("INVALID_MANIFEST", "rebuilt weights do not have total_size bytes");
+        }
+        await output.sync();
+      } finally {
+        await output.close();
+      }
+    } else {
+      // Shards kept: they stream to blob files, then the weights are rebuilt from those stripe by
+      // stripe. Every shard was hashed against the manifest as it downloaded.
+      const shardPaths: (string | null)[] = manifest.shards.map(() => null);
+      await fetchEnoughShards(manifest, concurrency, rounds, async (index, attemptRounds) => {
+        shardPaths[index] = await fetchBlob(
+          manifest.shards[index]!.hash,
+          { ...fetchOptions, rounds: attemptRounds },
+          index,
+        );
+      });
+      await mkdir(staging, { recursive: true });
+      await rebuildWeights({ manifest, shardPaths, outPath: stagedWeights, shardsVerified: true });
+      if ((await stat(stagedWeights)).size !== manifest.total_size) {
+        throw new ManifestError("INVALID_MANIFEST", "rebuilt weights do not have total_size bytes");
+      }
     }
     await writeFile(join(staging, "manifest.json"), manifestBytes);
     await mkdir(join(options.cacheDir, "models"), { recursive: true });

@@ -5,7 +5,14 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { BlobFetchError, fetchBlob, fetchBlobs } from "../../sdk/blob/client.ts";
+import {
+  BlobFetchError,
+  BlobSinkError,
+  fetchBlob,
+  fetchBlobs,
+  fetchBlobTo,
+  type BlobSink,
+} from "../../sdk/blob/client.ts";
 import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import { sha256 } from "../../sdk/manifest/hash.ts";
 
@@ -16,6 +23,24 @@ async function rogue(handler: Parameters<typeof createServer>[1]): Promise<{ url
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+/** A sink keeping the bytes in memory, as the loader keeps parity shards. */
+function memorySink(): BlobSink & { bytes(): Buffer; restarts: number } {
+  let chunks: Buffer[] = [];
+  const sink = {
+    restarts: 0,
+    write: async (more: readonly Buffer[], position: number) => {
+      expect(position).to.equal(Buffer.concat(chunks).length);
+      chunks.push(...more);
+    },
+    restart: () => {
+      chunks = [];
+      sink.restarts++;
+    },
+    bytes: () => Buffer.concat(chunks),
+  };
+  return sink;
 }
 
 async function closeServer(server: Server) {
@@ -137,5 +162,100 @@ describe("multi-peer blob client (sdk/blob/client.ts)", function () {
       expect((error as BlobFetchError).failures[0]!.reason).to.include("exceeds 1000 bytes");
     }
     expect(await readdir(dir)).to.deep.equal([]);
+  });
+
+  describe("fetchBlobTo (into a caller's sink)", () => {
+    it("fetches a blob into the sink, failing over past dead, lying and hanging peers", async () => {
+      const liar = await rogue((_req, res) => res.end(randomBytes(100)));
+      const hang = await rogue(() => {});
+      try {
+        const sink = memorySink();
+        const urls = ["http://127.0.0.1:1", liar.url, hang.url, peers[1]!.url];
+        await fetchBlobTo(hashes[0]!, blobs[0]!.length, sink, { peers: urls, timeoutMs: 300 });
+        expect(sink.bytes().equals(blobs[0]!)).to.equal(true);
+      } finally {
+        await closeServer(liar.server);
+        await closeServer(hang.server);
+      }
+    });
+
+    it("resumes with a Range request after a peer drops the connection halfway", async () => {
+      const blob = blobs[2]!;
+      const dropper = await rogue((_req, res) => {
+        res.writeHead(200, { "content-length": blob.length });
+        res.write(blob.subarray(0, 7_000), () => setTimeout(() => res.destroy(), 50));
+      });
+      const ranges: (string | undefined)[] = [];
+      const record = (req: { headers: { range?: string } }) => ranges.push(req.headers.range);
+      peers[0]!.server.on("request", record); // holds blob 2
+      try {
+        const sink = memorySink();
+        await fetchBlobTo(hashes[2]!, blob.length, sink, { peers: [dropper.url, peers[0]!.url] });
+        expect(sink.bytes().equals(blob)).to.equal(true);
+        expect(ranges).to.deep.equal(["bytes=7000-"]);
+      } finally {
+        peers[0]!.server.off("request", record);
+        await closeServer(dropper.server);
+      }
+    });
+
+    it("starts over when a resumed blob does not hash right", async () => {
+      const blob = blobs[2]!;
+      const corrupt = Buffer.from(blob.subarray(0, 7_000));
+      corrupt[10]! ^= 0xff;
+      let served = 0;
+      const dropper = await rogue((_req, res) => {
+        if (served++ > 0) return res.writeHead(404).end();
+        res.writeHead(200, { "content-length": blob.length });
+        res.write(corrupt, () => setTimeout(() => res.destroy(), 50));
+      });
+      try {
+        const sink = memorySink();
+        const options = { peers: [dropper.url, peers[0]!.url], retryDelayMs: 1 };
+        await fetchBlobTo(hashes[2]!, blob.length, sink, options);
+        expect(sink.bytes().equals(blob)).to.equal(true);
+        expect(sink.restarts).to.be.at.least(2); // the first try and the restart after the bad resume
+      } finally {
+        await closeServer(dropper.server);
+      }
+    });
+
+    it("refuses a body longer than the expected size, and a shorter blob with the right hash", async () => {
+      const sink = memorySink();
+      const options = { peers: [peers[1]!.url], rounds: 1 };
+      const refused = (error: BlobFetchError) => error.failures.map((f) => f.reason);
+      await fetchBlobTo(hashes[0]!, blobs[0]!.length - 1, sink, options).then(
+        () => expect.fail("expected a BlobFetchError"),
+        (error: BlobFetchError) =>
+          expect(refused(error)).to.deep.equal([`AttemptError: blob exceeds ${blobs[0]!.length - 1} bytes`]),
+      );
+      await fetchBlobTo(hashes[0]!, blobs[0]!.length + 8, sink, options).then(
+        () => expect.fail("expected a BlobFetchError"),
+        (error: BlobFetchError) =>
+          expect(refused(error)).to.deep.equal([
+            `AttemptError: blob has ${blobs[0]!.length} bytes, expected ${blobs[0]!.length + 8}`,
+          ]),
+      );
+    });
+
+    it("stops at once, without trying other peers, when the sink fails", async () => {
+      const failing: BlobSink = { write: () => Promise.reject(new Error("disk full")), restart: () => {} };
+      const urls = [peers[1]!.url, peers[2]!.url]; // both hold blob 0
+      let requests = 0;
+      const count = () => requests++;
+      for (const peer of peers) peer.server.on("request", count);
+      try {
+        await fetchBlobTo(hashes[0]!, blobs[0]!.length, failing, { peers: urls }).then(
+          () => expect.fail("expected a BlobSinkError"),
+          (error: unknown) => {
+            expect(error).to.be.instanceOf(BlobSinkError);
+            expect(((error as BlobSinkError).cause as Error).message).to.equal("disk full");
+          },
+        );
+        expect(requests).to.equal(1);
+      } finally {
+        for (const peer of peers) peer.server.off("request", count);
+      }
+    });
   });
 });

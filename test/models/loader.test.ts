@@ -2,7 +2,7 @@
 // setMatureModel → a fresh loader on another cache directory rebuilds and verifies the weights.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -194,5 +194,124 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
       () => expect.fail("expected a LoaderError"),
       (error: LoaderError) => expect(error.code).to.equal("NO_SERVING_VERSION"),
     );
+  });
+
+  it("writes data shards straight into the weights: only the manifest lands in the blob cache", async () => {
+    const cacheDir = join(root, "cache-direct");
+    const loaded = await loadModel({ modelId, readPointer, peers: [store.url], cacheDir });
+    expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
+    expect(await readdir(join(cacheDir, "blobs"))).to.deep.equal([built.manifestHash]);
+    expect((await readdir(cacheDir)).sort()).to.deep.equal(["blobs", "models"]);
+  });
+
+  it("with keepShards, fetches every shard into the blob cache and rebuilds from there", async () => {
+    const lost = [1, 4, 7, 12];
+    const peer = await filteringPeer(publishDir, new Set(lost.map((i) => built.manifest.shards[i]!.hash)));
+    try {
+      const cacheDir = join(root, "cache-bounded");
+      const loaded = await loadModel({ modelId, readPointer, peers: [peer.url], cacheDir, keepShards: true });
+      expect((await readFile(loaded.weightsPath)).equals(weights)).to.equal(true);
+      // The shards went through <cache>/blobs (and stay there for the node to serve).
+      const kept = new Set(await readdir(join(cacheDir, "blobs")));
+      const fetched = built.manifest.shards.filter((s) => !lost.includes(s.index)).map((s) => s.hash);
+      for (const hash of fetched) expect(kept.has(hash)).to.equal(true);
+      expect((await readdir(cacheDir)).filter((n) => n.startsWith(".staging"))).to.deep.equal([]);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("rebuilds a model of many stripes arriving in many socket chunks, under several loss patterns", async () => {
+    const big = Buffer.concat([randomBytes(3 * 1024 * 1024), randomBytes(12_345)]);
+    const dir = join(root, "striped");
+    const bigPath = join(root, "striped.onnx");
+    await writeFile(bigPath, big);
+    const striped = await buildManifest({
+      weightsPath: bigPath,
+      outDir: dir,
+      version: "2.0.0",
+      modelKind: "onnx",
+      stripeSize: 64 * 1024,
+    });
+    expect(striped.manifest.shard_size).to.be.greaterThan(4 * 64 * 1024);
+    const pointer = {
+      version: 2n,
+      manifestHash: striped.manifestHash,
+      shardRoot: striped.manifest.merkle_root,
+      shardCount: 14,
+    };
+    const withheld = new Set<string>();
+    const peer = await filteringPeer(dir, withheld);
+    try {
+      for (const lost of [[], [0, 1, 2, 3], [6, 7, 8, 9], [0, 5, 10, 13], [9, 10, 11, 12], [3], [2, 8]]) {
+        withheld.clear();
+        for (const i of lost) withheld.add(striped.manifest.shards[i]!.hash);
+        for (const keepShards of [false, true]) {
+          const cacheDir = join(root, `cache-striped-${lost.join("-")}-${keepShards}`);
+          const loaded = await loadModel({
+            modelId: 9n,
+            readPointer: async () => pointer,
+            peers: [peer.url],
+            cacheDir,
+            rounds: 1,
+            keepShards,
+          });
+          if (!(await readFile(loaded.weightsPath)).equals(big)) expect.fail(`wrong weights losing ${lost.join(",")}`);
+          expect(await readdir(join(cacheDir, "models", striped.manifestHash))).to.deep.equal([
+            "manifest.json",
+            "weights",
+          ]);
+          await rm(cacheDir, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("loads a tiny replica-coded model from any one copy, both ways", async () => {
+    const tiny = randomBytes(5_000);
+    const dir = join(root, "tiny");
+    const tinyPath = join(root, "tiny.onnx");
+    await writeFile(tinyPath, tiny);
+    const replica = await buildManifest({ weightsPath: tinyPath, outDir: dir, version: "3.0.0", modelKind: "onnx" });
+    expect(replica.manifest.erasure.codec).to.equal("replica");
+    const pointer = {
+      version: 3n,
+      manifestHash: replica.manifestHash,
+      shardRoot: replica.manifest.merkle_root,
+      shardCount: replica.manifest.shards.length,
+    };
+    // The copies share one hash, so only a failure of one request can lose copy 0 and leave
+    // another: this peer answers its first request for the shard with a 503.
+    const honest = await filteringPeer(dir, new Set());
+    let shardRequests = 0;
+    const flaky: Server = createServer((req, res) => {
+      const hash = (req.url ?? "").split("/").pop() ?? "";
+      if (hash === replica.manifest.shards[0]!.hash && shardRequests++ === 0) return res.writeHead(503).end();
+      req.pipe(request(`${honest.url}${req.url}`, (reply) => reply.pipe(res.writeHead(reply.statusCode ?? 502))));
+    });
+    await new Promise<void>((r) => flaky.listen(0, "127.0.0.1", r));
+    const flakyUrl = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+    try {
+      for (const keepShards of [false, true]) {
+        shardRequests = 0;
+        const cacheDir = join(root, `cache-tiny-${keepShards}`);
+        const loaded = await loadModel({
+          modelId: 10n,
+          readPointer: async () => pointer,
+          peers: [flakyUrl],
+          cacheDir,
+          rounds: 1,
+          keepShards,
+        });
+        expect((await readFile(loaded.weightsPath)).equals(tiny)).to.equal(true);
+        expect(shardRequests).to.equal(2); // copy 0 failed, copy 1 stood in
+      }
+    } finally {
+      flaky.closeAllConnections();
+      await new Promise((r) => flaky.close(r));
+      await honest.close();
+    }
   });
 });
