@@ -4,8 +4,9 @@
 // success and failure counts), short "seen down" marks after a failure, dissent evidence, and a
 // record of every forward attempt (the keeper's SLA watch reads them). Each write is one atomic
 // script or one pipeline, so instances never overwrite each other's updates.
-// Per-call writes (statistics) go through a write batch: one pipeline after the calls, off their path.
-import type { Redis } from "ioredis";
+// Per-call writes (statistics, attempt records, served jobs) go through a write batch: one pipeline
+// per turn of the event loop, sent after the socket writes of that turn, off the calls' path.
+import type { ChainableCommander, Redis } from "ioredis";
 import { getAddress, type Address, type Hex } from "viem";
 
 import type { ProofOfServingJson, WorkUnitJson } from "../sdk/receipt.ts";
@@ -268,11 +269,11 @@ export class NodeStateStore {
    */
   async recordServed(job: ServedJob, ttlMs: number, streamMax: number): Promise<void> {
     const jobId = job.work_unit.job_id.toLowerCase();
-    await this.#redis
-      .pipeline()
-      .set(`${this.#prefix}served:${jobId}`, JSON.stringify(job), "PX", ttlMs)
-      .xadd(`${this.#prefix}served`, "MAXLEN", "~", streamMax, "*", "job", jobId)
-      .exec();
+    await this.#batch.add((pipeline) =>
+      pipeline
+        .set(`${this.#prefix}served:${jobId}`, JSON.stringify(job), "PX", ttlMs)
+        .xadd(`${this.#prefix}served`, "MAXLEN", "~", streamMax, "*", "job", jobId),
+    );
   }
 
   /** A served job kept by `recordServed`, or undefined once its time to live has passed. */
@@ -299,10 +300,14 @@ export class NodeStateStore {
    * recorded; a gateway that dies first leaves it there, past its deadline, for the keeper.
    */
   async recordAttemptSent(attempt: AttemptRecord, signed: SignedWorkUnitRecord): Promise<void> {
+    await this.#batch.add((pipeline) => this.queueAttemptSent(pipeline, attempt, signed));
+  }
+
+  /** recordAttemptSent's commands, added to `pipeline` (for a caller that builds the record late). */
+  queueAttemptSent(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): void {
     const id = attemptId(attempt.job_id, attempt.node);
     const key = `${this.#prefix}attempt:${id}`;
-    await this.#redis
-      .pipeline()
+    pipeline
       .hset(key, "record", JSON.stringify(attempt))
       .pexpire(key, ATTEMPT_TTL_MS)
       .set(
@@ -313,8 +318,7 @@ export class NodeStateStore {
         "NX",
       )
       .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id)
-      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", attempt.sent_at - ATTEMPT_TTL_MS)
-      .exec();
+      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", attempt.sent_at - ATTEMPT_TTL_MS);
   }
 
   /**
@@ -322,11 +326,15 @@ export class NodeStateStore {
    * `attempts-failed` index (by time) that the keeper scans.
    */
   async recordAttemptOutcome(attempt: AttemptRecord): Promise<void> {
+    await this.#batch.add((pipeline) => this.queueAttemptOutcome(pipeline, attempt));
+  }
+
+  /** recordAttemptOutcome's commands, added to `pipeline`. */
+  queueAttemptOutcome(pipeline: ChainableCommander, attempt: AttemptRecord): void {
     const id = attemptId(attempt.job_id, attempt.node);
     const key = `${this.#prefix}attempt:${id}`;
     const now = attempt.finished_at ?? Date.now();
-    const pipeline = this.#redis
-      .pipeline()
+    pipeline
       .hset(key, "record", JSON.stringify(attempt))
       .pexpire(key, ATTEMPT_TTL_MS)
       .zrem(`${this.#prefix}attempts-open`, id);
@@ -335,7 +343,6 @@ export class NodeStateStore {
         .zadd(`${this.#prefix}attempts-failed`, now, id)
         .zremrangebyscore(`${this.#prefix}attempts-failed`, "-inf", now - ATTEMPT_TTL_MS);
     }
-    await pipeline.exec();
   }
 
   /** The nodes (lowercase) holding an open attempt: sent, not yet marked answered or failed. */

@@ -1,4 +1,4 @@
-// Redis writes that no answer waits for (call statistics, and any other per-call record), queued
+// Redis writes that no answer waits for (call statistics, attempt records, kept jobs), queued
 // during a call and sent after it as one pipeline: the call's own path pays no Redis round trip
 // and no socket write, and a burst of calls shares one pipeline. Writes queued in the same turn
 // of the event loop go out together on the next `setImmediate`, that is after the answers of
@@ -14,6 +14,9 @@ interface Queued {
   reject: (error: Error) => void;
 }
 
+/** A pipeline with its command count (ioredis keeps it; absent from the chainable type). */
+type Counted = ChainableCommander & { length: number };
+
 export class RedisWriteBatch {
   readonly #redis: Redis;
   #queue: Queued[] = [];
@@ -24,8 +27,8 @@ export class RedisWriteBatch {
   }
 
   /**
-   * Queues `write` (which must add exactly one command); resolves once Redis ran it, rejects
-   * with that command's error.
+   * Queues `write` (one or more commands, kept together and in order); resolves once Redis ran
+   * them, rejects with the first of their errors.
    */
   add(write: PipelinedWrite): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -41,12 +44,26 @@ export class RedisWriteBatch {
     this.#scheduled = false;
     const queued = this.#queue;
     this.#queue = [];
-    const pipeline = this.#redis.pipeline();
-    for (const q of queued) q.write(pipeline);
+    const pipeline = this.#redis.pipeline() as Counted;
+    // Where each write's commands end in the pipeline.
+    const ends: number[] = [];
+    for (const q of queued) {
+      try {
+        q.write(pipeline);
+      } catch (error) {
+        q.reject(error as Error);
+      }
+      ends.push(pipeline.length);
+    }
+    if (pipeline.length === 0) return;
     pipeline.exec().then(
       (results) => {
+        let start = 0;
         queued.forEach((q, i) => {
-          const error = results?.[i]?.[0];
+          const end = ends[i]!;
+          let error: Error | null | undefined;
+          for (let c = start; c < end && !error; c++) error = results?.[c]?.[0];
+          start = end;
           if (error) q.reject(error);
           else q.resolve();
         });
