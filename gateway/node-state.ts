@@ -380,6 +380,12 @@ export class NodeStateStore {
       .filter((r): r is AttemptRecord => r !== undefined);
   }
 
+  /** The record of the attempt to serve `jobId` on `node`, whatever its status, if still kept. */
+  async attempt(jobId: string, node: string): Promise<AttemptRecord | undefined> {
+    const text = await this.#redis.hget(`${this.#prefix}attempt:${attemptId(jobId, node)}`, "record");
+    return text === null ? undefined : (JSON.parse(text) as AttemptRecord);
+  }
+
   /** The signed work unit of a job, if still kept. */
   async signedWorkUnit(jobId: string): Promise<SignedWorkUnitRecord | undefined> {
     const text = await this.#redis.get(`${this.#prefix}workunit:${jobId.toLowerCase()}`);
