@@ -11,7 +11,7 @@ import { getAddress, type Address, type Hex } from "viem";
 
 import type { ProofOfServingJson, WorkUnitJson } from "../sdk/receipt.ts";
 import type { Heartbeat, SignedHeartbeatRecord } from "./heartbeat.ts";
-import { RedisWriteBatch, type PipelinedWrite } from "./write-batch.ts";
+import { RedisWriteBatch, type PipelinedWrite, type WriteBatchOptions } from "./write-batch.ts";
 import type { DissentEvidence } from "./quorum.ts";
 import { LATENCY_ALPHA, STATS_DECAY, type NodeStats } from "./scoring.ts";
 
@@ -146,12 +146,12 @@ export class NodeStateStore {
   readonly #prefix: string;
   readonly #batch: RedisWriteBatch;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: Redis, prefix: string, options: WriteBatchOptions = {}) {
     redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 3, lua: STORE_HEARTBEAT_LUA });
     redis.defineCommand("inframeshUpdateStats", { numberOfKeys: 1, lua: UPDATE_STATS_LUA });
     this.#redis = redis as Redis & Scripts;
     this.#prefix = prefix;
-    this.#batch = new RedisWriteBatch(redis);
+    this.#batch = new RedisWriteBatch(redis, options);
   }
 
   /**
@@ -160,6 +160,11 @@ export class NodeStateStore {
    */
   writeBehind(write: PipelinedWrite): Promise<void> {
     return this.#batch.add(write);
+  }
+
+  /** Sends the queued per-call writes now; resolves once Redis answered them (a stopping gateway's last writes). */
+  flushWrites(): Promise<void> {
+    return this.#batch.flush();
   }
 
   get prefix(): string {

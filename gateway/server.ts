@@ -254,7 +254,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     chain.stop();
     throw new GatewayStartError(`cannot reach Redis at ${config.redis.url}`, { cause: error });
   }
-  const store = new NodeStateStore(redis, config.redis.prefix);
+  const store = new NodeStateStore(redis, config.redis.prefix, { delayMs: config.write_batch_ms });
   const limiter = new RedisRateLimiter(redis, config.redis.prefix, { leaseMs: config.rate_limit_lease_ms });
 
   const registry = new Registry();
@@ -913,6 +913,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         server.closeAllConnections();
       });
       await limiter.close().catch(() => undefined);
+      await store.flushWrites();
       redis.disconnect();
     },
   };

@@ -202,6 +202,22 @@ describe("gateway Redis scripts (real redis-server)", function () {
     expect(await redis.lrange("wb:list", 0, -1)).to.deep.equal(["last"]);
   });
 
+  it("a delayed write batch gathers writes for its delay, and flush() sends them at once", async function () {
+    const batch = new RedisWriteBatch(redis, { delayMs: 60_000 });
+    const first = batch.add((p) => p.set("wbd:a", "1"));
+    const second = batch.add((p) => p.set("wbd:b", "2"));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await redis.exists("wbd:a", "wbd:b"), "still queued").to.equal(0);
+    await batch.flush();
+    await Promise.all([first, second]);
+    expect(await redis.mget("wbd:a", "wbd:b")).to.deep.equal(["1", "2"]);
+    const timed = new RedisWriteBatch(redis, { delayMs: 20 });
+    const started = Date.now();
+    await timed.add((p) => p.set("wbd:c", "3"));
+    expect(Date.now() - started).to.be.at.least(15);
+    expect(await redis.get("wbd:c")).to.equal("3");
+  });
+
   it("attempt records written through the write batch read back as written", async function () {
     const store = new NodeStateStore(redis, "wb-att:");
     const jobId = `0x${"ab".repeat(32)}` as Hex;
