@@ -96,6 +96,9 @@ export const ATTEMPT_TTL_MS = 24 * 60 * 60 * 1000;
  */
 export const LAST_HEARTBEAT_TTL_MS = ATTEMPT_TTL_MS;
 
+/** How often an instance trims the attempt indexes of entries older than ATTEMPT_TTL_MS. */
+export const TRIM_EVERY_MS = 10_000;
+
 /** Sorts a failed forward's error into an AttemptFailure. Pure. */
 export function attemptFailureOf(error: Error & { code?: string }): AttemptFailure {
   if (/^no answer within \d+ ms$/.test(error.message)) return "timeout";
@@ -145,6 +148,7 @@ export class NodeStateStore {
   readonly #redis: Redis & Scripts;
   readonly #prefix: string;
   readonly #batch: RedisWriteBatch;
+  #trimmedAt = Number.NEGATIVE_INFINITY;
 
   constructor(redis: Redis, prefix: string, options: WriteBatchOptions = {}) {
     redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 3, lua: STORE_HEARTBEAT_LUA });
@@ -322,8 +326,43 @@ export class NodeStateStore {
         ATTEMPT_TTL_MS,
         "NX",
       )
-      .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id)
-      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", attempt.sent_at - ATTEMPT_TTL_MS);
+      .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id);
+    this.#trimIfDue(pipeline, attempt.sent_at);
+  }
+
+  /**
+   * Drops index entries older than ATTEMPT_TTL_MS (their records have expired), at most once per
+   * TRIM_EVERY_MS per instance rather than with every attempt.
+   */
+  #trimIfDue(pipeline: ChainableCommander, nowMs: number): void {
+    if (nowMs - this.#trimmedAt < TRIM_EVERY_MS) return;
+    this.#trimmedAt = nowMs;
+    pipeline
+      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", nowMs - ATTEMPT_TTL_MS)
+      .zremrangebyscore(`${this.#prefix}attempts-failed`, "-inf", nowMs - ATTEMPT_TTL_MS);
+  }
+
+  /**
+   * An attempt that ended before its "sent" record was written, recorded in one go: the record
+   * as it ended, the signed work unit, and for a failure the failed index. It never joins the
+   * open index (there is nothing open left to watch), so it needs neither ZADD nor ZREM there.
+   */
+  queueAttemptEnded(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): void {
+    const id = attemptId(attempt.job_id, attempt.node);
+    const key = `${this.#prefix}attempt:${id}`;
+    pipeline
+      .hset(key, "record", JSON.stringify(attempt))
+      .pexpire(key, ATTEMPT_TTL_MS)
+      .set(
+        `${this.#prefix}workunit:${attempt.job_id.toLowerCase()}`,
+        JSON.stringify(signed),
+        "PX",
+        ATTEMPT_TTL_MS,
+        "NX",
+      );
+    const now = attempt.finished_at ?? Date.now();
+    if (attempt.status === "failed") pipeline.zadd(`${this.#prefix}attempts-failed`, now, id);
+    this.#trimIfDue(pipeline, now);
   }
 
   /**
@@ -343,11 +382,8 @@ export class NodeStateStore {
       .hset(key, "record", JSON.stringify(attempt))
       .pexpire(key, ATTEMPT_TTL_MS)
       .zrem(`${this.#prefix}attempts-open`, id);
-    if (attempt.status === "failed") {
-      pipeline
-        .zadd(`${this.#prefix}attempts-failed`, now, id)
-        .zremrangebyscore(`${this.#prefix}attempts-failed`, "-inf", now - ATTEMPT_TTL_MS);
-    }
+    if (attempt.status === "failed") pipeline.zadd(`${this.#prefix}attempts-failed`, now, id);
+    this.#trimIfDue(pipeline, now);
   }
 
   /** The nodes (lowercase) holding an open attempt: sent, not yet marked answered or failed. */

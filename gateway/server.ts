@@ -363,16 +363,21 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const started = performance.now();
     const sentAt = Date.now();
     const base = { job_id: jobId, node: n.node, sent_at: sentAt, deadline: sentAt + config.routing.forward_timeout_ms };
-    // Queued now, written after this turn's socket writes (the forward itself among them): Redis
-    // has it while the node works, and the hash is computed then, not before the forward.
+    // Queued now, written with the next write batch (write_batch_ms), off the call's path; the
+    // hash is computed then, not before the forward. An attempt that has ended by then is written
+    // once, as it ended (queueAttemptEnded), instead of as sent and then again as ended.
+    let ended = false;
+    let sentWritten = false;
     trace(
-      store.writeBehind((pipeline) =>
+      store.writeBehind((pipeline) => {
+        if (ended) return;
+        sentWritten = true;
         store.queueAttemptSent(
           pipeline,
           { ...base, work_unit_hash: job.workUnitHash(), status: "sent" } satisfies AttemptRecord,
           job.signed(),
-        ),
-      ),
+        );
+      }),
     );
     let outcome;
     let failure: AttemptFailure = "bad_answer";
@@ -391,16 +396,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     metrics.attempts.inc({ outcome: outcome.kind });
     const finishedAt = Date.now();
     const reason = outcome.kind === "node_fault" ? outcome.reason : undefined;
-    // Written after the answer (same write batch): the call does not wait for the keeper's copy.
+    ended = true;
+    // Written after the answer (write batch): the call does not wait for the keeper's copy.
     trace(
       store.writeBehind((pipeline) => {
-        const record: AttemptRecord = { ...base, work_unit_hash: job.workUnitHash(), status: "sent" };
-        store.queueAttemptOutcome(
-          pipeline,
+        const sent: AttemptRecord = { ...base, work_unit_hash: job.workUnitHash(), status: "sent" };
+        const record: AttemptRecord =
           reason !== undefined
-            ? { ...record, status: "failed", failure, reason, finished_at: finishedAt }
-            : { ...record, status: "answered", finished_at: finishedAt },
-        );
+            ? { ...sent, status: "failed", failure, reason, finished_at: finishedAt }
+            : { ...sent, status: "answered", finished_at: finishedAt };
+        if (sentWritten) store.queueAttemptOutcome(pipeline, record);
+        else store.queueAttemptEnded(pipeline, record, job.signed());
       }),
     );
     if (outcome.kind === "served") {

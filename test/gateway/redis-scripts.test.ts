@@ -236,6 +236,21 @@ describe("gateway Redis scripts (real redis-server)", function () {
     expect(await store.attempt(jobId, NODE)).to.deep.equal({ ...record, status: "answered", finished_at: 2_000 });
     expect(await store.openAttemptHolders(), "answered: no longer open").to.deep.equal([]);
     expect((await store.signedWorkUnit(jobId))?.client_signature).to.equal(unit.client_signature);
+    // An attempt that ended before its "sent" record was written is written once, as it ended:
+    // a failure lands in the failed index the keeper scans, never in the open one.
+    const other = getAddress("0x00000000000000000000000000000000000000c2") as Address;
+    const failed: AttemptRecord = {
+      ...record,
+      node: other,
+      status: "failed",
+      failure: "dropped",
+      reason: "socket hang up",
+      finished_at: Date.now(),
+    };
+    await store.writeBehind((p) => store.queueAttemptEnded(p, failed, unit));
+    expect(await store.attempt(jobId, other)).to.deep.equal(failed);
+    expect(await store.openAttemptHolders()).to.deep.equal([]);
+    expect((await store.attemptsToCheck(0)).map((r) => r.node)).to.deep.equal([other]);
   });
 
   it("records dissent evidence once per digest", async function () {
