@@ -4,9 +4,12 @@
 // generator is this process. For each path: latency p50/p99 at concurrency 1, the latency added
 // over the direct path, and throughput at concurrency 16. The same three paths again in front of
 // EchoNode (bench/echo-node.ts, a stand-in that answers at once), where the proxies' overhead is
-// not buried in the agent's own jitter. A fourth path, bench/node-proxy.ts (a bare node:http
-// proxy), gives the floor of any proxy written in Node.js. Prints a table and writes
-// bench/results/gateway.json.
+// not buried in the agent's own jitter. Five more paths give the floors of Node.js:
+// bench/node-proxy.ts (a bare node:http proxy), bench/undici-proxy.ts (the same with undici as
+// the upstream client), bench/raw-proxy.ts (HTTP on node:net with a minimal codec, no node:http),
+// bench/hybrid-proxy.ts (node:http server, minimal-codec client) and bench/tcp-proxy.ts (a
+// Node.js process copying bytes, no HTTP at all).
+// Prints a table and writes bench/results/gateway.json.
 // Target: the gateway's added p50 ≤ 2 × nginx's added p50.
 // nginx missing: the row is skipped and the target is reported as not measured.
 import { spawnSync } from "node:child_process";
@@ -30,8 +33,8 @@ const TARGET = 2;
 // Hardhat node's dev account #2 (a public, well-known test key): the client.
 const CLIENT_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9d8a5d0c0e3e0";
 const NGINX = process.env.NGINX_BIN ?? "nginx";
-// Extra node flags for the gateway processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/gw-prof" to
-// profile the gateway's hot path (the profile is written when the bench stops it with SIGTERM).
+// Extra node flags for the gateway and bare proxy processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/gw-prof"
+// to profile their hot paths (each profile is written when the bench stops the process with SIGTERM).
 const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
 // Another checkout of the project (e.g. "/work/main") whose gateway is measured too, as the
 // "gateway-base" path, interleaved with this one's: a before/after comparison under the same load.
@@ -187,17 +190,23 @@ async function startGatewayProcess(prefix: string, upstream: RunningAgent, root 
   return url;
 }
 
-/** bench/node-proxy.ts in front of `upstream`: the floor of a proxy on node:http. */
-async function startNodeProxy(upstream: RunningAgent): Promise<string> {
+/**
+ * A bare proxy of bench/ in front of `upstream`: node-proxy.ts (node:http both sides, the floor of
+ * a proxy on node:http), undici-proxy.ts (node:http server, undici client), raw-proxy.ts (HTTP on
+ * node:net with a minimal codec of its own), hybrid-proxy.ts (node:http server, that codec's
+ * client), tcp-proxy.ts (bytes copied, no HTTP: the floor of any hop through Node.js).
+ */
+async function startBareProxy(script: string, upstream: RunningAgent): Promise<string> {
   const port = await freePort();
   const group = spawnGroup(process.execPath, [
-    path.join(PROJECT_ROOT, "bench", "node-proxy.ts"),
+    ...GATEWAY_NODE_ARGS,
+    path.join(PROJECT_ROOT, "bench", script),
     String(port),
     upstream.url,
   ]);
   groups.push(group);
   const url = `http://127.0.0.1:${port}`;
-  await waitHttp(`${url}/healthz`, "node proxy", group);
+  await waitHttp(`${url}/healthz`, script, group);
   return url;
 }
 
@@ -235,7 +244,11 @@ try {
       node,
       gateway: await startGatewayProcess(name, node),
       base: BASE_ROOT === undefined ? undefined : await startGatewayProcess(`${name}-base`, node, BASE_ROOT),
-      proxy: await startNodeProxy(node),
+      proxy: await startBareProxy("node-proxy.ts", node),
+      undici: await startBareProxy("undici-proxy.ts", node),
+      raw: await startBareProxy("raw-proxy.ts", node),
+      hybrid: await startBareProxy("hybrid-proxy.ts", node),
+      tcp: await startBareProxy("tcp-proxy.ts", node),
       nginx: undefined as string | undefined,
     });
   }
@@ -266,6 +279,10 @@ try {
       ...(u.base === undefined ? [] : [{ name: "gateway-base", url: `${u.base}/inference/v1/model/simplenet` }]),
       ...(u.nginx === undefined ? [] : [{ name: "nginx", url: `${u.nginx}/v1/jobs` }]),
       { name: "node-proxy", url: `${u.proxy}/v1/jobs` },
+      { name: "undici-proxy", url: `${u.undici}/v1/jobs` },
+      { name: "raw-proxy", url: `${u.raw}/v1/jobs` },
+      { name: "hybrid-proxy", url: `${u.hybrid}/v1/jobs` },
+      { name: "tcp-proxy", url: `${u.tcp}/v1/jobs` },
     ];
     const latencies = new Map<string, number[]>(paths.map((p) => [p.name, []]));
     // Signed before any timing, and before the warm-up, so no connection idles while we sign.
@@ -383,6 +400,15 @@ try {
     }
     const ratio = gateway.added_p50! / nginx.added_p50!;
     json[`${u.name}_gateway_over_nginx_added_p50`] = ratio;
+    // The floors: what a proxy with no logic at all adds, over nginx's added p50.
+    const floors = rows
+      .filter((r) => r.upstream === u.name && r.name.endsWith("-proxy"))
+      .map((r) => {
+        const floor = r.added_p50! / nginx.added_p50!;
+        json[`${u.name}_${r.name}_over_nginx_added_p50`] = floor;
+        return `${r.name} ${floor.toFixed(2)}`;
+      });
+    console.log(`${u.name}: bare proxies' added p50 / nginx added p50: ${floors.join(", ")}`);
     console.log(
       `${u.name}: gateway added p50 / nginx added p50 = ${ratio.toFixed(2)} (target ≤ ${TARGET}): ${ratio <= TARGET ? "met" : "NOT met"}`,
     );

@@ -112,6 +112,11 @@ export const gatewayConfigSchema = z.strictObject({
    * round trip per call). See gateway/rate-limit.ts.
    */
   rate_limit_lease_ms: z.number().int().min(0).max(10_000).default(1_000),
+  /**
+   * How long per-call Redis writes (attempt records, node statistics, kept jobs) wait to be sent
+   * together in one pipeline; 0 sends them right after the answers of the same event-loop turn.
+   */
+  write_batch_ms: z.number().int().min(0).max(1_000).default(5),
   block_poll_ms: z.number().int().min(50).max(60_000).default(1_000),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });

@@ -4,13 +4,14 @@
 // success and failure counts), short "seen down" marks after a failure, dissent evidence, and a
 // record of every forward attempt (the keeper's SLA watch reads them). Each write is one atomic
 // script or one pipeline, so instances never overwrite each other's updates.
-// Per-call writes (statistics) go through a write batch: one pipeline after the calls, off their path.
-import type { Redis } from "ioredis";
+// Per-call writes (statistics, attempt records, served jobs) go through a write batch: one pipeline
+// per turn of the event loop, sent after the socket writes of that turn, off the calls' path.
+import type { ChainableCommander, Redis } from "ioredis";
 import { getAddress, type Address, type Hex } from "viem";
 
 import type { ProofOfServingJson, WorkUnitJson } from "../sdk/receipt.ts";
 import type { Heartbeat, SignedHeartbeatRecord } from "./heartbeat.ts";
-import { RedisWriteBatch, type PipelinedWrite } from "./write-batch.ts";
+import { RedisWriteBatch, type PipelinedWrite, type WriteBatchOptions } from "./write-batch.ts";
 import type { DissentEvidence } from "./quorum.ts";
 import { LATENCY_ALPHA, STATS_DECAY, type NodeStats } from "./scoring.ts";
 
@@ -95,6 +96,9 @@ export const ATTEMPT_TTL_MS = 24 * 60 * 60 * 1000;
  */
 export const LAST_HEARTBEAT_TTL_MS = ATTEMPT_TTL_MS;
 
+/** How often an instance trims the attempt indexes of entries older than ATTEMPT_TTL_MS. */
+export const TRIM_EVERY_MS = 10_000;
+
 /** Sorts a failed forward's error into an AttemptFailure. Pure. */
 export function attemptFailureOf(error: Error & { code?: string }): AttemptFailure {
   if (/^no answer within \d+ ms$/.test(error.message)) return "timeout";
@@ -144,13 +148,14 @@ export class NodeStateStore {
   readonly #redis: Redis & Scripts;
   readonly #prefix: string;
   readonly #batch: RedisWriteBatch;
+  #trimmedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: Redis, prefix: string, options: WriteBatchOptions = {}) {
     redis.defineCommand("inframeshStoreHeartbeat", { numberOfKeys: 3, lua: STORE_HEARTBEAT_LUA });
     redis.defineCommand("inframeshUpdateStats", { numberOfKeys: 1, lua: UPDATE_STATS_LUA });
     this.#redis = redis as Redis & Scripts;
     this.#prefix = prefix;
-    this.#batch = new RedisWriteBatch(redis);
+    this.#batch = new RedisWriteBatch(redis, options);
   }
 
   /**
@@ -159,6 +164,11 @@ export class NodeStateStore {
    */
   writeBehind(write: PipelinedWrite): Promise<void> {
     return this.#batch.add(write);
+  }
+
+  /** Sends the queued per-call writes now; resolves once Redis answered them (a stopping gateway's last writes). */
+  flushWrites(): Promise<void> {
+    return this.#batch.flush();
   }
 
   get prefix(): string {
@@ -268,11 +278,11 @@ export class NodeStateStore {
    */
   async recordServed(job: ServedJob, ttlMs: number, streamMax: number): Promise<void> {
     const jobId = job.work_unit.job_id.toLowerCase();
-    await this.#redis
-      .pipeline()
-      .set(`${this.#prefix}served:${jobId}`, JSON.stringify(job), "PX", ttlMs)
-      .xadd(`${this.#prefix}served`, "MAXLEN", "~", streamMax, "*", "job", jobId)
-      .exec();
+    await this.#batch.add((pipeline) =>
+      pipeline
+        .set(`${this.#prefix}served:${jobId}`, JSON.stringify(job), "PX", ttlMs)
+        .xadd(`${this.#prefix}served`, "MAXLEN", "~", streamMax, "*", "job", jobId),
+    );
   }
 
   /** A served job kept by `recordServed`, or undefined once its time to live has passed. */
@@ -299,10 +309,14 @@ export class NodeStateStore {
    * recorded; a gateway that dies first leaves it there, past its deadline, for the keeper.
    */
   async recordAttemptSent(attempt: AttemptRecord, signed: SignedWorkUnitRecord): Promise<void> {
+    await this.#batch.add((pipeline) => this.queueAttemptSent(pipeline, attempt, signed));
+  }
+
+  /** recordAttemptSent's commands, added to `pipeline` (for a caller that builds the record late). */
+  queueAttemptSent(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): void {
     const id = attemptId(attempt.job_id, attempt.node);
     const key = `${this.#prefix}attempt:${id}`;
-    await this.#redis
-      .pipeline()
+    pipeline
       .hset(key, "record", JSON.stringify(attempt))
       .pexpire(key, ATTEMPT_TTL_MS)
       .set(
@@ -312,9 +326,43 @@ export class NodeStateStore {
         ATTEMPT_TTL_MS,
         "NX",
       )
-      .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id)
-      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", attempt.sent_at - ATTEMPT_TTL_MS)
-      .exec();
+      .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id);
+    this.#trimIfDue(pipeline, attempt.sent_at);
+  }
+
+  /**
+   * Drops index entries older than ATTEMPT_TTL_MS (their records have expired), at most once per
+   * TRIM_EVERY_MS per instance rather than with every attempt.
+   */
+  #trimIfDue(pipeline: ChainableCommander, nowMs: number): void {
+    if (nowMs - this.#trimmedAt < TRIM_EVERY_MS) return;
+    this.#trimmedAt = nowMs;
+    pipeline
+      .zremrangebyscore(`${this.#prefix}attempts-open`, "-inf", nowMs - ATTEMPT_TTL_MS)
+      .zremrangebyscore(`${this.#prefix}attempts-failed`, "-inf", nowMs - ATTEMPT_TTL_MS);
+  }
+
+  /**
+   * An attempt that ended before its "sent" record was written, recorded in one go: the record
+   * as it ended, the signed work unit, and for a failure the failed index. It never joins the
+   * open index (there is nothing open left to watch), so it needs neither ZADD nor ZREM there.
+   */
+  queueAttemptEnded(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): void {
+    const id = attemptId(attempt.job_id, attempt.node);
+    const key = `${this.#prefix}attempt:${id}`;
+    pipeline
+      .hset(key, "record", JSON.stringify(attempt))
+      .pexpire(key, ATTEMPT_TTL_MS)
+      .set(
+        `${this.#prefix}workunit:${attempt.job_id.toLowerCase()}`,
+        JSON.stringify(signed),
+        "PX",
+        ATTEMPT_TTL_MS,
+        "NX",
+      );
+    const now = attempt.finished_at ?? Date.now();
+    if (attempt.status === "failed") pipeline.zadd(`${this.#prefix}attempts-failed`, now, id);
+    this.#trimIfDue(pipeline, now);
   }
 
   /**
@@ -322,20 +370,20 @@ export class NodeStateStore {
    * `attempts-failed` index (by time) that the keeper scans.
    */
   async recordAttemptOutcome(attempt: AttemptRecord): Promise<void> {
+    await this.#batch.add((pipeline) => this.queueAttemptOutcome(pipeline, attempt));
+  }
+
+  /** recordAttemptOutcome's commands, added to `pipeline`. */
+  queueAttemptOutcome(pipeline: ChainableCommander, attempt: AttemptRecord): void {
     const id = attemptId(attempt.job_id, attempt.node);
     const key = `${this.#prefix}attempt:${id}`;
     const now = attempt.finished_at ?? Date.now();
-    const pipeline = this.#redis
-      .pipeline()
+    pipeline
       .hset(key, "record", JSON.stringify(attempt))
       .pexpire(key, ATTEMPT_TTL_MS)
       .zrem(`${this.#prefix}attempts-open`, id);
-    if (attempt.status === "failed") {
-      pipeline
-        .zadd(`${this.#prefix}attempts-failed`, now, id)
-        .zremrangebyscore(`${this.#prefix}attempts-failed`, "-inf", now - ATTEMPT_TTL_MS);
-    }
-    await pipeline.exec();
+    if (attempt.status === "failed") pipeline.zadd(`${this.#prefix}attempts-failed`, now, id);
+    this.#trimIfDue(pipeline, now);
   }
 
   /** The nodes (lowercase) holding an open attempt: sent, not yet marked answered or failed. */
@@ -371,6 +419,12 @@ export class NodeStateStore {
     return results
       .map(([, value]) => (typeof value === "string" ? (JSON.parse(value) as AttemptRecord) : undefined))
       .filter((r): r is AttemptRecord => r !== undefined);
+  }
+
+  /** The record of the attempt to serve `jobId` on `node`, whatever its status, if still kept. */
+  async attempt(jobId: string, node: string): Promise<AttemptRecord | undefined> {
+    const text = await this.#redis.hget(`${this.#prefix}attempt:${attemptId(jobId, node)}`, "record");
+    return text === null ? undefined : (JSON.parse(text) as AttemptRecord);
   }
 
   /** The signed work unit of a job, if still kept. */

@@ -8,7 +8,7 @@
 //   GET  /healthz, GET /metrics
 //
 // Errors are JSON `{ "error": code, "reason": message }`; malformed input is always a 4xx.
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import {
   createServer,
@@ -28,11 +28,10 @@ import { z } from "zod";
 
 import { parseDeploymentRecord, type DeploymentRecord } from "../sdk/deployment.ts";
 import {
-  hashWorkUnit,
   inframeshDomain,
-  payloadHash,
   recoverProofOfServingSigner,
   signWorkUnit,
+  workUnitHasher,
   type WorkUnit,
 } from "../sdk/eip712.ts";
 import {
@@ -44,6 +43,7 @@ import {
 } from "../sdk/receipt.ts";
 import { checkAccess } from "./access.ts";
 import { apiKeyFromHeaders, verifyApiKey } from "./api-keys.ts";
+import { LazyLog, type CallLog } from "./call-log.ts";
 import { GatewayChain, type ServingModel } from "./chain.ts";
 import { openClientAccount } from "./client-accounts.ts";
 import type { GatewayConfig, ModelPolicy } from "./config.ts";
@@ -118,11 +118,19 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** What each forward attempt of one call records about its job (computed once per call). */
+/**
+ * What each forward attempt of one call records about its job. The hash and the signed record are
+ * only needed by the attempt records, which are written off the call's path: computed there, once.
+ */
 interface JobTrace {
   jobId: Hex;
-  workUnitHash: Hex;
-  signed: SignedWorkUnitRecord;
+  workUnitHash(): Hex;
+  signed(): SignedWorkUnitRecord;
+}
+
+/** sha256 of raw bytes as 0x-hex: sdk's payloadHash, on node:crypto (native) rather than in JavaScript. */
+function sha256Hex(bytes: Uint8Array): Hex {
+  return `0x${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -224,6 +232,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     );
   }
   const domain = inframeshDomain(record.chainId, record.contracts.epochSettlement.address);
+  const hashWorkUnitFast = workUnitHasher(domain);
 
   // Client accounts first: a bad keystore stops the start before anything listens.
   const keys = new Map<string, GatewayConfig["api_keys"][number] & { account: PrivateKeyAccount }>();
@@ -245,7 +254,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     chain.stop();
     throw new GatewayStartError(`cannot reach Redis at ${config.redis.url}`, { cause: error });
   }
-  const store = new NodeStateStore(redis, config.redis.prefix);
+  const store = new NodeStateStore(redis, config.redis.prefix, { delayMs: config.write_batch_ms });
   const limiter = new RedisRateLimiter(redis, config.redis.prefix, { leaseMs: config.rate_limit_lease_ms });
 
   const registry = new Registry();
@@ -349,19 +358,27 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     write.catch((error: unknown) => log.warn({ err: (error as Error).message }, "cannot record the attempt"));
   };
 
-  const attempt = async (n: NodeView, body: string, job: JobTrace, rlog: Logger): Promise<Attempt> => {
+  const attempt = async (n: NodeView, body: string, job: JobTrace, rlog: CallLog): Promise<Attempt> => {
     const jobId = job.jobId;
     const started = performance.now();
     const sentAt = Date.now();
-    const record: AttemptRecord = {
-      job_id: jobId,
-      work_unit_hash: job.workUnitHash,
-      node: n.node,
-      sent_at: sentAt,
-      deadline: sentAt + config.routing.forward_timeout_ms,
-      status: "sent",
-    };
-    trace(store.recordAttemptSent(record, job.signed));
+    const base = { job_id: jobId, node: n.node, sent_at: sentAt, deadline: sentAt + config.routing.forward_timeout_ms };
+    // Queued now, written with the next write batch (write_batch_ms), off the call's path; the
+    // hash is computed then, not before the forward. An attempt that has ended by then is written
+    // once, as it ended (queueAttemptEnded), instead of as sent and then again as ended.
+    let ended = false;
+    let sentWritten = false;
+    trace(
+      store.writeBehind((pipeline) => {
+        if (ended) return;
+        sentWritten = true;
+        store.queueAttemptSent(
+          pipeline,
+          { ...base, work_unit_hash: job.workUnitHash(), status: "sent" } satisfies AttemptRecord,
+          job.signed(),
+        );
+      }),
+    );
     let outcome;
     let failure: AttemptFailure = "bad_answer";
     inFlight.set(n.node, (inFlight.get(n.node) ?? 0) + 1);
@@ -377,12 +394,20 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       else inFlight.set(n.node, left);
     }
     metrics.attempts.inc({ outcome: outcome.kind });
+    const finishedAt = Date.now();
+    const reason = outcome.kind === "node_fault" ? outcome.reason : undefined;
+    ended = true;
+    // Written after the answer (write batch): the call does not wait for the keeper's copy.
     trace(
-      store.recordAttemptOutcome(
-        outcome.kind === "node_fault"
-          ? { ...record, status: "failed", failure, reason: outcome.reason, finished_at: Date.now() }
-          : { ...record, status: "answered", finished_at: Date.now() },
-      ),
+      store.writeBehind((pipeline) => {
+        const sent: AttemptRecord = { ...base, work_unit_hash: job.workUnitHash(), status: "sent" };
+        const record: AttemptRecord =
+          reason !== undefined
+            ? { ...sent, status: "failed", failure, reason, finished_at: finishedAt }
+            : { ...sent, status: "answered", finished_at: finishedAt };
+        if (sentWritten) store.queueAttemptOutcome(pipeline, record);
+        else store.queueAttemptEnded(pipeline, record, job.signed());
+      }),
     );
     if (outcome.kind === "served") {
       const latencyMs = performance.now() - started;
@@ -405,7 +430,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     candidates: NodeView[],
     body: string,
     job: JobTrace,
-    rlog: Logger,
+    rlog: CallLog,
   ): Promise<{ served: Served; attempts: number }> => {
     const faults: string[] = [];
     const tries = candidates.slice(0, config.routing.max_attempts);
@@ -432,7 +457,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     unit: WorkUnitJson,
     signature: Hex,
     job: JobTrace,
-    rlog: Logger,
+    rlog: CallLog,
   ): Promise<{
     answer: QuorumAnswer;
     majority: QuorumAnswer[];
@@ -525,7 +550,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     name: string,
     headers: IncomingHttpHeaders,
     raw: unknown,
-    rlog: Logger,
+    rlog: CallLog,
     timing: Record<string, number>,
   ) => {
     let mark = performance.now();
@@ -595,7 +620,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         jobId: `0x${randomBytes(32).toString("hex")}`,
         modelId: model.modelId,
         modelVersion: model.version,
-        inputHash: payloadHash(input),
+        inputHash: sha256Hex(input),
         maxFee: model.price,
         client: custodial.address,
         expiresAt: BigInt(nowS + config.work_unit_ttl_s),
@@ -634,7 +659,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       if (w.input === undefined) {
         throw new GatewayError(400, "missing_input", "work_unit.input is required: the raw input bytes, base64");
       }
-      if (payloadHash(Buffer.from(w.input, "base64")) !== w.input_hash) {
+      if (sha256Hex(Buffer.from(w.input, "base64")) !== w.input_hash) {
         throw new GatewayError(400, "input_hash_mismatch", "work_unit.input_hash is not the sha256 of the input bytes");
       }
       // The node checks the signature is requested_by's; a forged one is refused there, so the
@@ -649,19 +674,23 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (!nodesLoaded) await refreshNodes();
     const candidates = ranked(model, policy, unit.job_id as Hex);
     const forwardBody = JSON.stringify({ work_unit: unit, client_signature: signature });
-    const { input: _input, ...unitWithoutInput } = unit;
+    let workUnitHash: Hex | undefined;
     const job: JobTrace = {
       jobId: unit.job_id as Hex,
-      workUnitHash: hashWorkUnit(domain, {
-        jobId: unit.job_id as Hex,
-        modelId: BigInt(unit.model_ref.model_id),
-        modelVersion: BigInt(unit.model_ref.version),
-        inputHash: unit.input_hash as Hex,
-        maxFee: BigInt(unit.max_fee),
-        client: unit.requested_by as Address,
-        expiresAt: BigInt(unit.expires_at),
-      }),
-      signed: { work_unit: unitWithoutInput, client_signature: signature },
+      workUnitHash: () =>
+        (workUnitHash ??= hashWorkUnitFast({
+          jobId: unit.job_id as Hex,
+          modelId: BigInt(unit.model_ref.model_id),
+          modelVersion: BigInt(unit.model_ref.version),
+          inputHash: unit.input_hash as Hex,
+          maxFee: BigInt(unit.max_fee),
+          client: unit.requested_by as Address,
+          expiresAt: BigInt(unit.expires_at),
+        })),
+      signed: () => {
+        const { input: _input, ...unitWithoutInput } = unit;
+        return { work_unit: unitWithoutInput, client_signature: signature };
+      },
     };
     rlog = rlog.child({ model: name, job_id: unit.job_id });
     lap("schedule");
@@ -713,7 +742,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     res.locals.log = requestLog(req.headers, res);
     next();
   });
-  const sendError = (res: ServerResponse, rlog: Logger, error: unknown) => {
+  const sendError = (res: ServerResponse, rlog: CallLog, error: unknown) => {
     const e =
       error instanceof GatewayError
         ? error
@@ -774,7 +803,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         res.status(202).json({ accepted: true, node: heartbeat.node });
       } catch (error) {
         metrics.heartbeats.inc({ outcome: error instanceof GatewayError ? error.code : "internal" });
-        sendError(res, res.locals.log as Logger, error);
+        sendError(res, res.locals.log as CallLog, error);
       }
     },
   );
@@ -783,7 +812,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const inference = async (name: string, headers: IncomingHttpHeaders, body: unknown, res: ServerResponse) => {
     const started = performance.now();
     const label = MODEL_NAME.test(name) ? name : "invalid";
-    const rlog = ((res as Partial<Response>).locals?.log as Logger | undefined) ?? requestLog(headers, res);
+    const rlog = ((res as Partial<Response>).locals?.log as CallLog | undefined) ?? requestLog(headers, res);
     try {
       const timing: Record<string, number> = {};
       const answer = await serveCall(name, headers, body, rlog, timing);
@@ -815,7 +844,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   // Body-reading errors (too large, aborted, bad encoding) are the client's: 4xx with the reason.
   app.use((error: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     const status = error.status !== undefined && error.status >= 400 && error.status < 500 ? error.status : 500;
-    sendError(res, res.locals.log as Logger, new GatewayError(status, error.type ?? "bad_request", error.message));
+    sendError(res, res.locals.log as CallLog, new GatewayError(status, error.type ?? "bad_request", error.message));
   });
 
   // The inference route's fast path, without express: a plain POST to /inference/v1/model/<name>
@@ -849,11 +878,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     req.on("error", () => res.destroy());
     return true;
   };
-  const requestLog = (headers: IncomingHttpHeaders, res: ServerResponse): Logger => {
+  const requestLog = (headers: IncomingHttpHeaders, res: ServerResponse): CallLog => {
     const given = headers["x-request-id"];
     const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader("x-request-id", id);
-    return log.child({ request_id: id });
+    return new LazyLog(log, [{ request_id: id }]);
   };
 
   const server: Server = await new Promise<Server>((resolve, reject) => {
@@ -890,6 +919,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         server.closeAllConnections();
       });
       await limiter.close().catch(() => undefined);
+      await store.flushWrites();
       redis.disconnect();
     },
   };

@@ -9,7 +9,9 @@ import {
   type Address,
   type Hex,
   type TypedDataDomain,
+  hashDomain,
   hashTypedData,
+  keccak256,
   recoverTypedDataAddress,
   sha256,
 } from "viem";
@@ -114,6 +116,94 @@ export function payloadHash(bytes: Uint8Array): Hex {
 /** The EIP-712 digest a client signs for `workUnit`. */
 export function hashWorkUnit(domain: TypedDataDomain, workUnit: WorkUnit): Hex {
   return hashTypedData({ domain, types: inframeshTypes, primaryType: "WorkUnit", message: workUnit });
+}
+
+/** Thrown by `workUnitHasher`'s function for a field its EIP-712 type cannot hold. */
+export class WorkUnitEncodingError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WorkUnitEncodingError";
+  }
+}
+
+/** keccak256("WorkUnit(bytes32 jobId,uint256 modelId,...)"): the struct's type hash. */
+const WORK_UNIT_TYPE_HASH = keccak256(
+  new TextEncoder().encode(`WorkUnit(${inframeshTypes.WorkUnit.map((f) => `${f.type} ${f.name}`).join(",")})`),
+  "bytes",
+);
+const HEX_32 = /^0x[0-9a-fA-F]{64}$/;
+const HEX_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const UINT256_MAX = (1n << 256n) - 1n;
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** Writes `hex` (0x + 2n digits) into `out` so that it ends at byte `end`. */
+function putHex(out: Uint8Array, end: number, hex: string): void {
+  const bytes = (hex.length - 2) / 2;
+  out.set(Buffer.from(hex.slice(2), "hex"), end - bytes);
+}
+
+function putUint(out: Uint8Array, end: number, value: bigint, max: bigint, field: string): void {
+  if (value < 0n || value > max) throw new WorkUnitEncodingError(`${field} ${value} is out of range`);
+  let v = value;
+  for (let i = end - 1; v > 0n; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+}
+
+/**
+ * `hashWorkUnit` for one domain, with the domain separator and the type hash computed once: the
+ * digest is keccak256(0x1901 ‖ domainSeparator ‖ keccak256(typeHash ‖ 7 words)), as EIP-712 has
+ * it, without the generic typed-data encoder (tests hold it to `hashWorkUnit`'s answers). For hot
+ * paths that hash a work unit per call; throws WorkUnitEncodingError for a value a field's type
+ * cannot hold.
+ */
+export function workUnitHasher(domain: TypedDataDomain): (workUnit: WorkUnit) => Hex {
+  if (
+    domain.salt !== undefined ||
+    domain.name === undefined ||
+    domain.version === undefined ||
+    domain.chainId === undefined ||
+    domain.verifyingContract === undefined
+  ) {
+    throw new WorkUnitEncodingError("workUnitHasher takes a domain of name, version, chainId and verifyingContract");
+  }
+  const separator = hashDomain({
+    domain: {
+      name: domain.name,
+      version: domain.version,
+      chainId: BigInt(domain.chainId),
+      verifyingContract: domain.verifyingContract,
+    },
+    types: {
+      EIP712Domain: [
+        { name: "name", type: "string" },
+        { name: "version", type: "string" },
+        { name: "chainId", type: "uint256" },
+        { name: "verifyingContract", type: "address" },
+      ],
+    },
+  });
+  return (w) => {
+    if (!HEX_32.test(w.jobId)) throw new WorkUnitEncodingError(`jobId ${w.jobId} is not bytes32`);
+    if (!HEX_32.test(w.inputHash)) throw new WorkUnitEncodingError(`inputHash ${w.inputHash} is not bytes32`);
+    if (!HEX_ADDRESS.test(w.client)) throw new WorkUnitEncodingError(`client ${w.client} is not an address`);
+    const struct = new Uint8Array(32 * 8);
+    struct.set(WORK_UNIT_TYPE_HASH, 0);
+    putHex(struct, 64, w.jobId);
+    putUint(struct, 96, w.modelId, UINT256_MAX, "modelId");
+    putUint(struct, 128, w.modelVersion, UINT256_MAX, "modelVersion");
+    putHex(struct, 160, w.inputHash);
+    putUint(struct, 192, w.maxFee, UINT256_MAX, "maxFee");
+    putHex(struct, 224, w.client);
+    putUint(struct, 256, w.expiresAt, UINT64_MAX, "expiresAt");
+    const digest = new Uint8Array(66);
+    digest[0] = 0x19;
+    digest[1] = 0x01;
+    putHex(digest, 34, separator);
+    digest.set(keccak256(struct, "bytes"), 34);
+    return keccak256(digest);
+  };
 }
 
 /** The EIP-712 digest a node signs for `proof`. */

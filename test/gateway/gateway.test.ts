@@ -25,8 +25,8 @@ import {
   type Operator,
   type RunningAgent,
 } from "../../scripts/lib/inference-network.ts";
-import { recoverProofOfServingSigner } from "../../sdk/eip712.ts";
-import { proofOfServingOf, type ProofOfServingJson } from "../../sdk/receipt.ts";
+import { hashWorkUnit, recoverProofOfServingSigner } from "../../sdk/eip712.ts";
+import { proofOfServingOf, workUnitJsonSchema, workUnitOf, type ProofOfServingJson } from "../../sdk/receipt.ts";
 import { publishVersion, setMatureModel, registerModel } from "../../sdk/models.ts";
 import { transferStakeToken } from "../../sdk/staking.ts";
 
@@ -312,10 +312,29 @@ describe("gateway (real agents, chain, Redis)", function () {
         await net.heartbeatOnce(faulty, [gateway.url], 0);
         await net.heartbeatOnce(honest[0]!, [gateway.url], 1);
         await gateway.refreshNodes();
-        const { status, json } = await call(gateway.url, "simplenet", await net.signedCall(client, inputOf(first)));
+        const signed = await net.signedCall(client, inputOf(first));
+        const { status, json } = await call(gateway.url, "simplenet", signed);
         expect(status, JSON.stringify(json)).to.equal(200);
         expect(json.node_id).to.equal(honest[0]!.operator.account.address);
         expect(json.attempts).to.equal(2);
+        // Both forwards are recorded for the keeper, after the answer (off the call's path), with
+        // the EIP-712 digest the client signed.
+        const jobId = signed.work_unit.job_id;
+        const digest = hashWorkUnit(
+          gateway.domain,
+          workUnitOf({ work_unit: workUnitJsonSchema.parse(signed.work_unit) }),
+        );
+        await waitFor("both attempts to be recorded", async () => {
+          const a = await gateway.store.attempt(jobId, faulty.operator.account.address);
+          const b = await gateway.store.attempt(jobId, honest[0]!.operator.account.address);
+          return a?.status === "failed" && b?.status === "answered";
+        });
+        for (const node of [faulty, honest[0]!]) {
+          const record = (await gateway.store.attempt(jobId, node.operator.account.address))!;
+          expect(record.work_unit_hash, JSON.stringify(record)).to.equal(digest);
+          expect(record.finished_at).to.be.at.least(record.sent_at);
+        }
+        expect((await gateway.store.signedWorkUnit(jobId))?.client_signature).to.equal(signed.client_signature);
         const down = (await gateway.refreshNodes()).find((n) => n.node === faulty.operator.account.address)!;
         expect(down.stats.failures).to.equal(1);
         expect(down.downUntil).to.be.greaterThan(Date.now());

@@ -9,6 +9,7 @@ import { GatewayError } from "../../gateway/errors.ts";
 import type { Heartbeat, SignedHeartbeatRecord } from "../../gateway/heartbeat.ts";
 import { NodeStateStore, type AttemptRecord, type ServedJob } from "../../gateway/node-state.ts";
 import type { DissentEvidence } from "../../gateway/quorum.ts";
+import { RedisWriteBatch } from "../../gateway/write-batch.ts";
 import { leaseSize, MAX_LEASE, RedisRateLimiter, takeToken, type BucketState } from "../../gateway/rate-limit.ts";
 import { EMPTY_STATS, updateStats, type NodeStats } from "../../gateway/scoring.ts";
 import { startRedis, type LocalRedis } from "../../scripts/lib/redis.ts";
@@ -180,6 +181,76 @@ describe("gateway Redis scripts (real redis-server)", function () {
     expect(await store.attemptsToCheck(now)).to.deep.equal([late]);
     const both = await store.attemptsToCheck(now, new Set([NODE.toLowerCase()]));
     expect(both.map((a) => a.job_id).sort()).to.deep.equal([held.job_id, late.job_id].sort());
+  });
+
+  it("a write batch sends the writes of one turn in one pipeline, each write's commands together, its own errors its own", async function () {
+    const batch = new RedisWriteBatch(redis);
+    const sent: Promise<void>[] = [
+      batch.add((p) => p.set("wb:a", "1").set("wb:b", "2")),
+      batch.add((p) => p.incr("wb:a").set("wb:text", "x").incr("wb:text")), // the INCR of text fails
+      batch.add((p) => p.incr("wb:a")),
+      batch.add(() => {
+        throw new Error("refused to build");
+      }),
+      batch.add((p) => p.rpush("wb:list", "last")),
+    ];
+    const settled = await Promise.allSettled(sent);
+    expect(settled.map((r) => r.status)).to.deep.equal(["fulfilled", "rejected", "fulfilled", "rejected", "fulfilled"]);
+    expect(String((settled[1] as PromiseRejectedResult).reason)).to.match(/not an integer/);
+    expect(String((settled[3] as PromiseRejectedResult).reason)).to.match(/refused to build/);
+    expect(await redis.mget("wb:a", "wb:b", "wb:text")).to.deep.equal(["3", "2", "x"]);
+    expect(await redis.lrange("wb:list", 0, -1)).to.deep.equal(["last"]);
+  });
+
+  it("a delayed write batch gathers writes for its delay, and flush() sends them at once", async function () {
+    const batch = new RedisWriteBatch(redis, { delayMs: 60_000 });
+    const first = batch.add((p) => p.set("wbd:a", "1"));
+    const second = batch.add((p) => p.set("wbd:b", "2"));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await redis.exists("wbd:a", "wbd:b"), "still queued").to.equal(0);
+    await batch.flush();
+    await Promise.all([first, second]);
+    expect(await redis.mget("wbd:a", "wbd:b")).to.deep.equal(["1", "2"]);
+    const timed = new RedisWriteBatch(redis, { delayMs: 20 });
+    const started = Date.now();
+    await timed.add((p) => p.set("wbd:c", "3"));
+    expect(Date.now() - started).to.be.at.least(15);
+    expect(await redis.get("wbd:c")).to.equal("3");
+  });
+
+  it("attempt records written through the write batch read back as written", async function () {
+    const store = new NodeStateStore(redis, "wb-att:");
+    const jobId = `0x${"ab".repeat(32)}` as Hex;
+    const record: AttemptRecord = {
+      job_id: jobId,
+      work_unit_hash: `0x${"cd".repeat(32)}`,
+      node: NODE,
+      sent_at: 1_000,
+      deadline: 31_000,
+      status: "sent",
+    };
+    const unit = { work_unit: { job_id: jobId } as never, client_signature: `0x${"11".repeat(65)}` as Hex };
+    const sent = store.writeBehind((p) => store.queueAttemptSent(p, record, unit));
+    const done = store.recordAttemptOutcome({ ...record, status: "answered", finished_at: 2_000 });
+    await Promise.all([sent, done]);
+    expect(await store.attempt(jobId, NODE)).to.deep.equal({ ...record, status: "answered", finished_at: 2_000 });
+    expect(await store.openAttemptHolders(), "answered: no longer open").to.deep.equal([]);
+    expect((await store.signedWorkUnit(jobId))?.client_signature).to.equal(unit.client_signature);
+    // An attempt that ended before its "sent" record was written is written once, as it ended:
+    // a failure lands in the failed index the keeper scans, never in the open one.
+    const other = getAddress("0x00000000000000000000000000000000000000c2") as Address;
+    const failed: AttemptRecord = {
+      ...record,
+      node: other,
+      status: "failed",
+      failure: "dropped",
+      reason: "socket hang up",
+      finished_at: Date.now(),
+    };
+    await store.writeBehind((p) => store.queueAttemptEnded(p, failed, unit));
+    expect(await store.attempt(jobId, other)).to.deep.equal(failed);
+    expect(await store.openAttemptHolders()).to.deep.equal([]);
+    expect((await store.attemptsToCheck(0)).map((r) => r.node)).to.deep.equal([other]);
   });
 
   it("records dissent evidence once per digest", async function () {
