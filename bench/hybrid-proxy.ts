@@ -1,11 +1,11 @@
 // HybridProxy: bench/node-proxy.ts's node:http server in front of the gateway's forwarding client
-// (gateway/http1-client.ts: HTTP/1.1 on node:net), for the gateway benchmark only: the gateway's
+// (bench/http1-client.ts: HTTP/1.1 on node:net), for the gateway benchmark only: the gateway's
 // own server/client combination with no logic; beside node-proxy and raw-proxy it splits what
 // node:http costs a proxy between its server and its client. Usage:
 // node bench/hybrid-proxy.ts <port> <upstream base URL>
 import { createServer } from "node:http";
 
-import { Http1Pool } from "../gateway/http1-client.ts";
+import { Http1Pool } from "./http1-client.ts";
 
 const [portArg, upstreamArg] = process.argv.slice(2);
 const upstream = new URL(upstreamArg!);

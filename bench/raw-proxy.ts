@@ -1,7 +1,7 @@
 // RawProxy: an HTTP/1.1 proxy in Node.js without node:http, for the gateway benchmark only. It
 // reads requests off node:net sockets with a minimal parser of its own (request line, headers, a
 // Content-Length body), forwards each body to one upstream with the gateway's forwarding client
-// (gateway/http1-client.ts, node:net too) and writes the answer back in one write. No checks,
+// (bench/http1-client.ts, node:net too) and writes the answer back in one write. No checks,
 // no state: the floor of an HTTP proxy in Node.js once llhttp and the node:http streams are out of
 // the way (between bench/node-proxy.ts and the byte-copying bench/tcp-proxy.ts). Not hardened for
 // untrusted clients (no limits, no smuggling defences). Usage:
@@ -9,7 +9,7 @@
 import { STATUS_CODES } from "node:http";
 import { createServer } from "node:net";
 
-import { Http1Pool } from "../gateway/http1-client.ts";
+import { Http1Pool } from "./http1-client.ts";
 
 const [portArg, upstreamArg] = process.argv.slice(2);
 const upstream = new URL(upstreamArg!);

@@ -1,17 +1,16 @@
 // Forwarding one job to one node: POST <endpoint>/v1/jobs over a keep-alive connection with a
-// deadline (gateway/http1-client.ts, not node:http: see there why), then sort the node's answer
-// into served / the client's fault / the node's fault.
+// deadline, then sort the node's answer into served / the client's fault / the node's fault.
 // Only the node's fault (down, slow, 5xx, a model it does not have, a malformed answer) is worth
 // failing over for; a 4xx the client caused goes straight back to the client.
 import { createHash } from "node:crypto";
+import http from "node:http";
 
 import type { Address, Hex } from "viem";
 import { z } from "zod";
 
 import { proofOfServingJsonSchema, type ProofOfServingJson } from "../sdk/receipt.ts";
-import { Http1Pool, type Http1Target } from "./http1-client.ts";
 
-const pool = new Http1Pool();
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 1_000 });
 
 /** Largest node answer read: an output of the receipt schema's size, base64, plus the proof. */
 const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
@@ -36,16 +35,18 @@ export async function postJson(url: string, body: string, timeoutMs: number): Pr
 }
 
 /** Parsed request targets by URL: a node's endpoint is parsed once, not on every call. */
-const targets = new Map<string, { target: Http1Target; path: string }>();
+const targets = new Map<string, { protocol: string; hostname: string; port: string; path: string }>();
 
 function targetOf(url: string) {
   let target = targets.get(url);
   if (target === undefined) {
     const u = new URL(url);
     if (u.protocol !== "http:") throw new Error(`only http:// node endpoints are supported, not ${u.protocol}`);
+    // IPv6 literals come bracketed from URL; http.request wants them bare.
     target = {
-      // IPv6 literals come bracketed from URL; a socket wants them bare.
-      target: { hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(u.port || 80), host: u.host },
+      protocol: u.protocol,
+      hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: u.port,
       path: `${u.pathname}${u.search}`,
     };
     if (targets.size > 10_000) targets.clear();
@@ -55,13 +56,41 @@ function targetOf(url: string) {
 }
 
 function postOnce(url: string, body: string, timeoutMs: number): Promise<RawAnswer> {
-  let t;
-  try {
-    t = targetOf(url);
-  } catch (error) {
-    return Promise.reject(error as Error);
-  }
-  return pool.post(t.target, t.path, body, timeoutMs, MAX_ANSWER_BYTES);
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const request = http.request(
+      {
+        ...targetOf(url),
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        timeout: timeoutMs,
+      },
+      (response) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            request.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        response.on("error", reject);
+      },
+    );
+    const deadline = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    request.on("close", () => clearTimeout(deadline));
+    request.on("timeout", () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on("error", (error: Error & { code?: string }) => {
+      const stale = !answered && request.reusedSocket && error.code === "ECONNRESET";
+      reject(stale ? Object.assign(error, { staleSocket: true }) : error);
+    });
+    request.end(body);
+  });
 }
 
 const servedSchema = z.object({

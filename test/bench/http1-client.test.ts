@@ -1,4 +1,4 @@
-// gateway/http1-client.ts against scripted node:net servers: every framing a node may answer with,
+// bench/http1-client.ts against scripted node:net servers: every framing a node may answer with,
 // the answers it refuses, timeouts, connection errors, socket reuse and the stale-socket mark that
 // forward.ts retries on; and against a node:http server, as node agents answer.
 import { once } from "node:events";
@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 
 import { expect } from "chai";
 
-import { Http1Pool, Http1ProtocolError } from "../../gateway/http1-client.ts";
+import { Http1Pool, Http1ProtocolError } from "../../bench/http1-client.ts";
 import { postJson } from "../../gateway/forward.ts";
 
 /** A server that answers each request (head + Content-Length body) with `answer(n)`, raw. */
@@ -39,7 +39,7 @@ const targetOf = (server: Server) => {
   return { hostname: "127.0.0.1", port, host: `127.0.0.1:${port}` };
 };
 
-describe("gateway/http1-client", function () {
+describe("bench/http1-client", function () {
   const servers: Server[] = [];
   const pool = new Http1Pool();
   const start = async (answer: Parameters<typeof scripted>[0]) => {

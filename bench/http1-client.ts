@@ -1,10 +1,12 @@
-// The gateway's HTTP/1.1 client for forwarding jobs to nodes: POST one body, read one answer, over
-// kept-alive node:net sockets, with a small response parser of its own. It replaces node:http's
-// ClientRequest/Agent on the forward path, which cost a proxied call more than nginx's whole
-// overhead (docs/benchmarks.md, hybrid-proxy vs node-proxy). It only speaks what a node agent
-// answers: a status line, headers, and a body framed by Content-Length, chunked transfer coding,
-// or the connection's close; 1xx interim answers are skipped. Anything else, an answer over the
-// size limit, or bytes after the answer, fails the request (the socket is never reused then).
+// A minimal HTTP/1.1 client on node:net, for the gateway benchmark's floor proxies only
+// (bench/raw-proxy.ts, bench/hybrid-proxy.ts): POST one body, read one answer, over kept-alive
+// sockets, with a small response parser of its own. It measures what node:http's ClientRequest/Agent
+// costs a proxied call (docs/benchmarks.md, hybrid-proxy vs node-proxy). The gateway itself forwards
+// with node:http: a hand-written parser facing operator-run endpoints is not worth ~0.07 ms a call,
+// and node:http's Agent caps sockets per node. It speaks what a node agent answers: a status line,
+// headers, and a body framed by Content-Length, chunked transfer coding, or the connection's close;
+// 1xx interim answers are skipped. Anything else, an answer over the size limit, or bytes after the
+// answer, fails the request (the socket is never reused then).
 // Errors: a connection error keeps its code (ECONNREFUSED…); a socket closed before the answer
 // ended is ECONNRESET, marked `staleSocket` when it was a kept-alive socket that had read nothing
 // of this answer (the node closed it while idle: safe to send again); a timeout is
