@@ -314,6 +314,13 @@ export class NodeStateStore {
 
   /** recordAttemptSent's commands, added to `pipeline` (for a caller that builds the record late). */
   queueAttemptSent(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): void {
+    const id = this.#queueRecord(pipeline, attempt, signed);
+    pipeline.zadd(`${this.#prefix}attempts-open`, attempt.deadline, id);
+    this.#trimIfDue(pipeline, attempt.sent_at);
+  }
+
+  /** The attempt's record and the signed work unit the keeper's evidence needs; returns the attempt id. */
+  #queueRecord(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): string {
     const id = attemptId(attempt.job_id, attempt.node);
     const key = `${this.#prefix}attempt:${id}`;
     pipeline
@@ -325,9 +332,8 @@ export class NodeStateStore {
         "PX",
         ATTEMPT_TTL_MS,
         "NX",
-      )
-      .zadd(`${this.#prefix}attempts-open`, attempt.deadline, id);
-    this.#trimIfDue(pipeline, attempt.sent_at);
+      );
+    return id;
   }
 
   /**
@@ -348,18 +354,7 @@ export class NodeStateStore {
    * open index (there is nothing open left to watch), so it needs neither ZADD nor ZREM there.
    */
   queueAttemptEnded(pipeline: ChainableCommander, attempt: AttemptRecord, signed: SignedWorkUnitRecord): void {
-    const id = attemptId(attempt.job_id, attempt.node);
-    const key = `${this.#prefix}attempt:${id}`;
-    pipeline
-      .hset(key, "record", JSON.stringify(attempt))
-      .pexpire(key, ATTEMPT_TTL_MS)
-      .set(
-        `${this.#prefix}workunit:${attempt.job_id.toLowerCase()}`,
-        JSON.stringify(signed),
-        "PX",
-        ATTEMPT_TTL_MS,
-        "NX",
-      );
+    const id = this.#queueRecord(pipeline, attempt, signed);
     const now = attempt.finished_at ?? Date.now();
     if (attempt.status === "failed") pipeline.zadd(`${this.#prefix}attempts-failed`, now, id);
     this.#trimIfDue(pipeline, now);
