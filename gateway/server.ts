@@ -8,7 +8,7 @@
 //   GET  /healthz, GET /metrics
 //
 // Errors are JSON `{ "error": code, "reason": message }`; malformed input is always a 4xx.
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import {
   createServer,
@@ -29,6 +29,7 @@ import { z } from "zod";
 import { parseDeploymentRecord, type DeploymentRecord } from "../sdk/deployment.ts";
 import {
   inframeshDomain,
+  payloadHash,
   recoverProofOfServingSigner,
   signWorkUnit,
   workUnitHasher,
@@ -126,11 +127,6 @@ interface JobTrace {
   jobId: Hex;
   workUnitHash(): Hex;
   signed(): SignedWorkUnitRecord;
-}
-
-/** sha256 of raw bytes as 0x-hex: sdk's payloadHash, on node:crypto (native) rather than in JavaScript. */
-function sha256Hex(bytes: Uint8Array): Hex {
-  return `0x${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -620,7 +616,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         jobId: `0x${randomBytes(32).toString("hex")}`,
         modelId: model.modelId,
         modelVersion: model.version,
-        inputHash: sha256Hex(input),
+        inputHash: payloadHash(input),
         maxFee: model.price,
         client: custodial.address,
         expiresAt: BigInt(nowS + config.work_unit_ttl_s),
@@ -659,7 +655,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       if (w.input === undefined) {
         throw new GatewayError(400, "missing_input", "work_unit.input is required: the raw input bytes, base64");
       }
-      if (sha256Hex(Buffer.from(w.input, "base64")) !== w.input_hash) {
+      if (payloadHash(Buffer.from(w.input, "base64")) !== w.input_hash) {
         throw new GatewayError(400, "input_hash_mismatch", "work_unit.input_hash is not the sha256 of the input bytes");
       }
       // The node checks the signature is requested_by's; a forged one is refused there, so the

@@ -4,6 +4,8 @@
 // types are defined once in
 // Solidity (contracts/settlement/InframeshTypes.sol); test/contracts/TypedData.test.ts checks
 // that the digests below equal the ones computed on chain.
+import { createHash } from "node:crypto";
+
 import {
   type Account,
   type Address,
@@ -13,7 +15,6 @@ import {
   hashTypedData,
   keccak256,
   recoverTypedDataAddress,
-  sha256,
 } from "viem";
 
 // ------------------------------------------------------------------ domain
@@ -106,9 +107,12 @@ export interface Settlement {
   batchSha256: Hex;
 }
 
-/** sha256 of raw input or output bytes: what `inputHash` and `outputHash` hold. */
+/**
+ * sha256 of raw input or output bytes: what `inputHash` and `outputHash` hold. On node:crypto
+ * (native), which the gateway's and agent's hot paths hash every call with.
+ */
 export function payloadHash(bytes: Uint8Array): Hex {
-  return sha256(bytes);
+  return `0x${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 // ------------------------------------------------------------------ digests
