@@ -5,7 +5,7 @@
 // renamed to `<dir>/<hash>`. Many blobs are fetched with bounded parallelism.
 //
 // `fetchBlobTo` is the same over a caller's `BlobSink` instead of a blob file (the loader writes
-// data shards straight to their place in the weights and keeps parity shards in memory): bytes go
+// data shards straight to their place in the weights and parity shards to scratch files): bytes go
 // to the sink as they arrive, hashed on the way, a failed attempt resumes from the bytes already
 // held, and a copy that does not hash right starts over.
 import { createHash, type Hash } from "node:crypto";
