@@ -13,8 +13,8 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { join } from "node:path";
-import { finished } from "node:stream/promises";
 import { isHexHash } from "../manifest/hash.ts";
+import { BlobStoreError, receiveBlob } from "./receive.ts";
 
 export interface FetchOptions {
   /** Peer base URLs, e.g. http://127.0.0.1:41234 */
@@ -220,7 +220,10 @@ export async function fetchBlob(hash: string, options: FetchOptions, startAt = 0
  * `.partial` file of `fetchBlob`): nothing may treat them as the blob until `fetchBlobTo` resolved.
  */
 export interface BlobSink {
-  /** Stores `chunks` (in order) at byte `position` of the blob; positions only ever grow, except after `restart`. */
+  /**
+   * Stores `chunks` (in order) at byte `position` of the blob; positions only ever grow, except
+   * after `restart`. The chunks' memory is reused once the returned promise settles: copy to keep.
+   */
   write(chunks: readonly Buffer[], position: number): Promise<void>;
   /** The next bytes start the blob over from position 0. */
   restart(): void;
@@ -237,15 +240,11 @@ export class BlobSinkError extends Error {
   }
 }
 
-/** Bytes passed to the sink at once: fewer, larger writes than one per socket chunk. */
-const SINK_BATCH_BYTES = 1024 * 1024;
-/** Bytes the sink may have pending before the response is paused. */
-const SINK_PENDING_BYTES = 8 * 1024 * 1024;
-
 /**
  * Fetches one blob of exactly `size` bytes into `sink`, hashing it as it arrives, with the same peer
  * order, timeouts, rounds and Range resumption as `fetchBlob`. Resolves once the sink holds exactly
- * the blob whose sha256 is `hash` (and every write settled); a larger body is refused.
+ * the blob whose sha256 is `hash` (and every write settled); a larger body is refused. The bytes
+ * come off the socket straight into the buffers handed to the sink (sdk/blob/receive.ts).
  */
 export async function fetchBlobTo(
   hash: string,
@@ -257,11 +256,13 @@ export async function fetchBlobTo(
   if (!isHexHash(hash)) throw new TypeError(`not a blob hash: ${JSON.stringify(hash)}`);
   if (options.peers.length === 0) throw new BlobFetchError(hash, []);
   const settings = settingsOf(options);
-  // Bytes handed to the hash and the sink so far (a resume asks for the rest).
+  // Bytes handed to the hash so far, and to the sink (a resume asks for the rest).
   let received = 0;
+  let stored = 0;
   let digest = createHash("sha256");
   const restart = () => {
     received = 0;
+    stored = 0;
     digest = createHash("sha256");
     sink.restart();
   };
@@ -279,85 +280,43 @@ export async function fetchBlobTo(
   };
   const attemptOne = async (peer: string) => {
     const have = received;
-    const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-` } : {};
-    const response = await get(
-      `${peer.replace(/\/$/, "")}/blob/${hash}`,
-      headers,
-      AbortSignal.timeout(settings.timeoutMs),
-    );
-    const status = response.statusCode ?? 0;
-    if (status === 416 && have > 0) {
-      response.resume();
-      return check();
-    }
-    if (status !== 200 && status !== 206) {
-      response.resume();
-      throw new AttemptError(`HTTP ${status}`);
-    }
-    if (status === 206) {
-      const contentRange = response.headers["content-range"] ?? "";
-      if (!contentRange.startsWith(`bytes ${have}-`)) {
-        response.destroy();
-        throw new AttemptError(`unexpected content-range ${contentRange}`);
-      }
-    } else {
-      restart();
-    }
     let oversize = false;
-    let batch: Buffer[] = [];
-    let batched = 0;
-    let pending = 0;
-    let sinkError: unknown = null;
-    const writes = new Set<Promise<void>>();
-    const flush = () => {
-      if (batched === 0) return;
-      const bytes = batched;
-      const write = sink.write(batch, received - batched).then(
-        () => {
-          writes.delete(write);
-          pending -= bytes;
-          if (pending < SINK_PENDING_BYTES && response.isPaused() && !response.destroyed) response.resume();
-        },
-        (error: unknown) => {
-          writes.delete(write);
-          sinkError ??= error;
-          response.destroy();
+    try {
+      await receiveBlob(
+        new URL(`${peer.replace(/\/$/, "")}/blob/${hash}`),
+        have > 0 ? { range: `bytes=${have}-` } : {},
+        AbortSignal.timeout(settings.timeoutMs),
+        {
+          head: ({ status, contentRange }) => {
+            if (status === 416 && have > 0) return false;
+            if (status !== 200 && status !== 206) throw new AttemptError(`HTTP ${status}`);
+            if (status === 200) restart();
+            else if (!(contentRange ?? "").startsWith(`bytes ${have}-`)) {
+              throw new AttemptError(`unexpected content-range ${contentRange ?? "(none)"}`);
+            }
+            return true;
+          },
+          received: (bytes) => {
+            if (received + bytes.length > size) {
+              oversize = true;
+              throw new AttemptError(`blob exceeds ${size} bytes`);
+            }
+            digest.update(bytes);
+            received += bytes.length;
+          },
+          store: (batch) => {
+            const position = stored;
+            stored += batch.length;
+            return sink.write([batch], position);
+          },
         },
       );
-      writes.add(write);
-      pending += bytes;
-      batch = [];
-      batched = 0;
-      if (pending >= SINK_PENDING_BYTES) response.pause();
-    };
-    response.on("data", (chunk: Buffer) => {
-      if (oversize || sinkError !== null) return;
-      if (received + chunk.length > size) {
-        oversize = true;
-        response.destroy();
-        return;
-      }
-      digest.update(chunk);
-      received += chunk.length;
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= SINK_BATCH_BYTES) flush();
-    });
-    let streamError: unknown = null;
-    try {
-      await finished(response);
     } catch (error) {
-      streamError = error;
+      if (error instanceof BlobStoreError) throw new BlobSinkError(hash, { cause: error.cause });
+      if (oversize) restart();
+      throw error;
     }
-    // Whatever happened, the sink ends up holding exactly the `received` bytes hashed so far.
-    flush();
-    while (writes.size > 0) await Promise.all(writes);
-    if (sinkError !== null) throw new BlobSinkError(hash, { cause: sinkError });
-    if (oversize) {
-      restart();
-      throw new AttemptError(`blob exceeds ${size} bytes`);
-    }
-    if (streamError !== null) throw streamError;
+    // A 416 to a resume means the partial copy was already whole (`complete`): it too must hash right.
     check();
   };
   await fromPeers(hash, options.peers, settings, startAt, attemptOne);

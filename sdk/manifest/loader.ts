@@ -5,9 +5,9 @@
 //
 // Two ways to get the weights, both in bounded memory and hashing every shard as it arrives
 // (nothing is hashed twice):
-//  - direct (the default): data shards stream from the network straight to their place in the
-//    staged weights file, parity shards to scratch files beside it; missing data shards are then
-//    decoded stripe by stripe and written to their place. No shard is written twice or kept (the
+//  - direct (the default): data shards stream from the network (on worker threads, one per core)
+//    straight to their place in the staged weights file, parity shards to scratch files beside
+//    it; missing data shards are then decoded stripe by stripe and written to their place. No shard is written twice or kept (the
 //    weights are the data shards).
 //  - `keepShards`: every shard is downloaded to <cache>/blobs/<sha256> (resumable across
 //    restarts, kept so a node can serve them), then the weights are rebuilt from those.
@@ -19,14 +19,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  BlobFetchError,
-  BlobSinkError,
-  fetchBlob,
-  fetchBlobTo,
-  type BlobSink,
-  type FetchOptions,
-} from "../blob/client.ts";
+import { BlobFetchError, BlobSinkError, fetchBlob, type FetchOptions } from "../blob/client.ts";
+import { sharedFetchPool, type FileRegion } from "../blob/fetch-pool.ts";
 import { rebuildWeights } from "./builder.ts";
 import { codeStripe, createErasureCodec } from "./erasure.ts";
 import { ManifestError } from "./errors.ts";
@@ -186,7 +180,9 @@ const DECODE_PARALLELISM = 2;
 /**
  * The direct load: every data shard streams from the network straight to its place in `output`
  * (data shard i is the weights' bytes [i × shard_size, …), clipped at total_size), every parity
- * shard to a scratch file in `stagingDir`, each shard hashed as it arrives; missing data shards
+ * shard to a scratch file in `stagingDir`, each shard hashed as it arrives, on the process's fetch
+ * workers (one thread per core: hashing is the load's main cost); written shards are flushed to
+ * disk while later ones still download, so the final sync has little left; missing data shards
  * are then decoded stripe by stripe (their sources read back from the page cache, just written)
  * and written to their place. Memory stays at a few stripes plus the writes in flight whatever
  * the model's size; shards are not held in the JS heap (which would only feed the garbage
@@ -199,6 +195,7 @@ async function loadDirect(
   concurrency: number,
   rounds: number,
   output: FileHandle,
+  outputPath: string,
   stagingDir: string,
 ): Promise<void> {
   const { data } = manifest.erasure;
@@ -220,55 +217,66 @@ async function loadDirect(
     }
     if (kept.length > 0) await output.writev(kept, position);
   };
-  const held = new Map<number, FileHandle>();
-  const sinkFor = async (index: number): Promise<BlobSink> => {
-    if (index < data) {
-      const base = index * shardSize;
-      return { write: (chunks, position) => writeAt(chunks, base + position), restart: () => {} };
-    }
-    let file = held.get(index);
-    if (file === undefined) {
-      file = await open(join(stagingDir, `.parity-${index}`), "w+");
-      held.set(index, file);
-    }
-    const into = file;
-    return {
-      write: async (chunks, position) => {
-        await into.writev(chunks, position);
+  const parityPath = (index: number) => join(stagingDir, `.parity-${index}`);
+  const parityFiles = new Set<number>();
+  // Written shards go to disk while others still download, so the final flush has little left.
+  let flushing: Promise<void> | null = null;
+  let flushError: unknown = null;
+  const flushWritten = () => {
+    flushing ??= output.datasync().then(
+      () => {
+        flushing = null;
       },
-      restart: () => {},
-    };
+      (error: unknown) => {
+        flushError ??= error;
+        flushing = null;
+      },
+    );
   };
+  const pool = sharedFetchPool();
   try {
     const fetched = await fetchEnoughShards(manifest, concurrency, rounds, async (index, attemptRounds) => {
+      let region: FileRegion;
+      if (index < data) {
+        region = { path: outputPath, offset: index * shardSize, limit: total };
+      } else {
+        if (!parityFiles.has(index)) {
+          await writeFile(parityPath(index), "");
+          parityFiles.add(index);
+        }
+        region = { path: parityPath(index), offset: 0, limit: shardSize };
+      }
       const hash = manifest.shards[index]!.hash;
       try {
-        await fetchBlobTo(hash, shardSize, await sinkFor(index), { ...fetchOptions, rounds: attemptRounds }, index);
+        await pool.fetchToFile(hash, shardSize, region, { ...fetchOptions, rounds: attemptRounds }, index);
       } catch (error) {
         if (error instanceof BlobSinkError) throw new ManifestError("IO", "cannot write the weights", { cause: error });
         throw error;
       }
+      if (index < data) flushWritten();
     });
     const chosen = manifest.shards
       .map((s) => s.index)
       .filter((i) => fetched[i])
       .slice(0, data);
     const lost = Array.from({ length: data }, (_, i) => i).filter((i) => !fetched[i]);
-    if (lost.length === 0) return;
-    // The shards in hand are on their way to disk while the missing ones are decoded.
-    const flushed = output.datasync();
-    try {
-      await decodeMissing(manifest, output, held, chosen, lost, writeAt);
-    } finally {
-      await flushed.catch(() => {});
+    if (lost.length > 0) {
+      const held = new Map<number, FileHandle>();
+      try {
+        for (const index of chosen) if (index >= data) held.set(index, await open(parityPath(index), "r"));
+        await decodeMissing(manifest, output, held, chosen, lost, async (chunks, position) => {
+          await writeAt(chunks, position);
+          flushWritten();
+        });
+      } finally {
+        for (const file of held.values()) await file.close();
+      }
     }
-    await flushed;
   } finally {
-    for (const [index, file] of held) {
-      await file.close();
-      await rm(join(stagingDir, `.parity-${index}`), { force: true });
-    }
+    while (flushing !== null) await flushing;
+    for (const index of parityFiles) await rm(parityPath(index), { force: true });
   }
+  if (flushError !== null) throw new ManifestError("IO", "cannot write the weights", { cause: flushError });
 }
 
 /** Decodes the `lost` data shards of a direct load from the `chosen` ones and writes them to their place. */
@@ -340,6 +348,8 @@ async function readFully(file: FileHandle, target: Buffer, at: number, length: n
 
 /** Loads the serving version of a model into the cache and returns where its weights are. */
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
+  // The fetch workers start (once per process) while the pointer and the manifest are read.
+  if (options.keepShards !== true) sharedFetchPool();
   const pointer = await options.readPointer(options.modelId);
   if (pointer === null) {
     throw new LoaderError(
@@ -393,7 +403,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
       await mkdir(staging, { recursive: true });
       const output = await open(stagedWeights, "w+");
       try {
-        await loadDirect(manifest, fetchOptions, concurrency, rounds, output, staging);
+        await loadDirect(manifest, fetchOptions, concurrency, rounds, output, stagedWeights, staging);
         if ((await output.stat()).size !== manifest.total_size) {
           throw new ManifestError("INVALID_MANIFEST", "rebuilt weights do not have total_size bytes");
         }

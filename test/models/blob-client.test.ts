@@ -32,7 +32,7 @@ function memorySink(): BlobSink & { bytes(): Buffer; restarts: number } {
     restarts: 0,
     write: async (more: readonly Buffer[], position: number) => {
       expect(position).to.equal(Buffer.concat(chunks).length);
-      chunks.push(...more);
+      chunks.push(...more.map((chunk) => Buffer.from(chunk))); // the client reuses its buffers
     },
     restart: () => {
       chunks = [];

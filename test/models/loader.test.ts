@@ -289,7 +289,11 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
     const flaky: Server = createServer((req, res) => {
       const hash = (req.url ?? "").split("/").pop() ?? "";
       if (hash === replica.manifest.shards[0]!.hash && shardRequests++ === 0) return res.writeHead(503).end();
-      req.pipe(request(`${honest.url}${req.url}`, (reply) => reply.pipe(res.writeHead(reply.statusCode ?? 502))));
+      req.pipe(
+        request(`${honest.url}${req.url}`, (reply) =>
+          reply.pipe(res.writeHead(reply.statusCode ?? 502, reply.headers)),
+        ),
+      );
     });
     await new Promise<void>((r) => flaky.listen(0, "127.0.0.1", r));
     const flakyUrl = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
