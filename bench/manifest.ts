@@ -126,6 +126,7 @@ try {
     load_MBps: Number(loadMBps.toFixed(1)),
     sha256_single_core_MBps: Number(sha256MBps.toFixed(1)),
     load_to_sha256_ratio: Number((loadMBps / sha256MBps).toFixed(3)),
+    load_to_sha256_ratio_first: Number((MODEL_BYTES / MB / loadTimes[0]! / sha256MBps).toFixed(3)),
     target_ratio: TARGET_RATIO,
     gas_set_mature_model: Number(matured!.gasUsed),
     gas_verify_shard_depth4_estimate: Number(verifyGas),

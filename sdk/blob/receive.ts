@@ -106,8 +106,10 @@ export function receiveBlob(
     const spare: Buffer[] = [];
     let batch: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
     let filled = 0;
-    // Where the body bytes in `batch` start (after the head, in the first batch).
+    // The body bytes of `batch` that `received` accepted: [bodyStart, accepted). Only those are
+    // stored; head bytes (before bodyStart) and refused ones never are.
     let bodyStart = 0;
+    let accepted = 0;
     let headDone = false;
     let bodyLength = 0;
     let bodyReceived = 0;
@@ -117,10 +119,10 @@ export function receiveBlob(
     let finished = false;
 
     const submit = () => {
-      if (filled > bodyStart && storeError === null) {
+      if (accepted > bodyStart && storeError === null) {
         const full = batch;
-        const bytes = filled - bodyStart;
-        const stored = handler.store(full.subarray(bodyStart, filled)).then(
+        const bytes = accepted - bodyStart;
+        const stored = handler.store(full.subarray(bodyStart, accepted)).then(
           () => {
             stores.delete(stored);
             pending -= bytes;
@@ -139,6 +141,7 @@ export function receiveBlob(
       }
       filled = 0;
       bodyStart = 0;
+      accepted = 0;
       if (pending >= PENDING_BYTES) socket.pause();
     };
 
@@ -148,10 +151,8 @@ export function receiveBlob(
       signal.removeEventListener("abort", onAbort);
       socket.destroy();
       submit();
-      void Promise.allSettled([...stores]).then(async () => {
-        // A store that failed while others settled may have added more to wait for: none can be
-        // added once finished, so one more round covers them.
-        await Promise.allSettled([...stores]);
+      // No store starts after this point (submit above was the last), so these are all of them.
+      void Promise.allSettled([...stores]).then(() => {
         if (storeError !== null) reject(new BlobStoreError({ cause: storeError }));
         else if (error !== null) reject(error);
         else resolve();
@@ -161,16 +162,11 @@ export function receiveBlob(
     const onBody = (from: number) => {
       const bytes = batch.subarray(from, filled);
       if (bodyReceived + bytes.length > bodyLength) {
-        filled = from;
         throw new BlobResponseError(`peer sent more than the ${bodyLength} bytes it announced`);
       }
-      try {
-        handler.received(bytes);
-      } catch (error) {
-        filled = from;
-        throw error;
-      }
+      handler.received(bytes);
       bodyReceived += bytes.length;
+      accepted = filled;
     };
 
     const onRead = (bytesRead: number) => {
@@ -186,10 +182,10 @@ export function receiveBlob(
           }
           headDone = true;
           bodyStart = end + 4;
+          accepted = bodyStart;
           const head = parseResponseHead(batch.toString("latin1", 0, end));
           bodyLength = head.contentLength;
           if (!handler.head(head)) {
-            filled = bodyStart;
             finish(null);
             return false;
           }

@@ -129,7 +129,7 @@ describe("blob response reader (sdk/blob/receive.ts)", function () {
     ["a body longer than announced", "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nhello", "more than the 3 bytes"],
     ["a body cut short", "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello", "after 5 of 10 body bytes"],
     ["something other than HTTP", "SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP/1.1 status line"],
-    ["a malformed header", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"],
+    ["a malformed header", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\nbody bytes", "malformed header line"],
     [
       "two different content-lengths",
       "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
@@ -143,12 +143,16 @@ describe("blob response reader (sdk/blob/receive.ts)", function () {
     ["a closed connection", "", "before a response head"],
   ];
   for (const [what, answer, message] of refusals) {
-    it(`refuses ${what} with a BlobResponseError`, async () => {
+    it(`refuses ${what} with a BlobResponseError, storing only body bytes it accepted`, async () => {
       const rogue = await rawPeer((socket) => socket.end(answer));
       try {
-        const error = await receiveBlob(rogue.url, {}, never(), collector()).catch((e) => e);
+        const handler = collector();
+        const error = await receiveBlob(rogue.url, {}, never(), handler).catch((e) => e);
         expect(error).to.be.instanceOf(BlobResponseError);
         expect((error as Error).message).to.include(message);
+        const body = answer.includes("\r\n\r\n") ? answer.slice(answer.indexOf("\r\n\r\n") + 4) : "";
+        const kept = Buffer.concat(handler.stored).toString("latin1");
+        expect(kept).to.equal(what === "a body cut short" ? body : "");
       } finally {
         rogue.server.close();
       }
