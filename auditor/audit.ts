@@ -304,6 +304,7 @@ export const balanceViewsAbi = parseAbi([
   "function lockCount(address node, address staker) view returns (uint256)",
   "function unbondingLock(address node, address staker, uint256 lockId) view returns (UnbondingLock)",
   "function claimed(address account) view returns (uint256)",
+  "function earningsReserve() view returns (uint256)",
   "function balanceOf(address client) view returns (uint256)",
 ]);
 
@@ -323,6 +324,7 @@ async function readChainBalances(
     locks: new Map(),
     claimed: new Map(),
     commissionOwed: new Map(),
+    earningsReserve: await client.readContract({ ...staking, functionName: "earningsReserve" }),
     escrow: new Map(),
   };
   for (const node of expected.commissionOwed.keys()) {

@@ -43,6 +43,8 @@ export interface Balances {
   claimed: Map<Address, bigint>;
   /** Each node's commission accrued by claims and not withdrawn (NodeStaking nodeInfo.commissionOwed). */
   commissionOwed: Map<Address, bigint>;
+  /** NodeStaking's earnings reserve: Σ EarningsFunded − Σ EarningsPaid. */
+  earningsReserve: bigint;
   /** Highest cumulative amount each account claimed, and against which epoch. */
   lastClaim: Map<Address, { epoch: bigint; cumulativeAmount: bigint; tx: string }>;
   escrow: Map<Address, bigint>;
@@ -73,6 +75,7 @@ export function replayBalances(events: readonly AuditEvent[], rewardClaims: Addr
     locks: new Map(),
     claimed: new Map(),
     commissionOwed: new Map(),
+    earningsReserve: 0n,
     lastClaim: new Map(),
     escrow: new Map(),
     slashReceived: 0n,
@@ -147,7 +150,11 @@ export function replayBalances(events: readonly AuditEvent[], rewardClaims: Addr
         case "RewardsAdded":
           pool(addr(a.node)).activeStake += big(a.amount);
           break;
+        case "EarningsFunded":
+          b.earningsReserve += big(a.amount);
+          break;
         case "EarningsPaid": {
+          b.earningsReserve -= big(a.amount);
           const toStakers = big(a.toStakers);
           if (toStakers > 0n) pool(addr(a.account)).activeStake += toStakers;
           const accrued = big(a.commissionAccrued);
@@ -218,6 +225,7 @@ export interface ChainBalances {
   locks: Map<string, LockState>;
   claimed: Map<Address, bigint>;
   commissionOwed: Map<Address, bigint>;
+  earningsReserve: bigint;
   escrow: Map<Address, bigint>;
 }
 
@@ -304,6 +312,15 @@ export function compareBalances(
         ),
       );
   }
+  if (actual.earningsReserve !== expected.earningsReserve)
+    out.push(
+      finding(
+        "reserve_mismatch",
+        "NodeStaking earningsReserve(): Σ EarningsFunded − Σ EarningsPaid from events",
+        expected.earningsReserve,
+        actual.earningsReserve,
+      ),
+    );
   const accounts = new Set<Address>([...expected.claimed.keys(), ...actual.claimed.keys()]);
   for (const account of accounts) {
     const e = expected.claimed.get(account) ?? 0n;

@@ -30,6 +30,7 @@ export const FINDING_CODES = [
   "commission_mismatch",
   "overclaimed",
   "escrow_mismatch",
+  "reserve_mismatch",
 ] as const;
 
 export type FindingCode = (typeof FINDING_CODES)[number];

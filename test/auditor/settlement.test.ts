@@ -218,6 +218,7 @@ describe("auditor: balances from events (pure)", function () {
     ev("paymentEscrow", "Deposited", { client, amount: "1000" }),
     ev("paymentEscrow", "DebitedPacked", { to: claims, debits: packDebits([{ client, amount: 300n }]) as never }),
     ev("rewardClaims", "DebitsCollected", { epoch: "0", redistributedSlash: "60" }),
+    ev("nodeStaking", "EarningsFunded", { from: claims, amount: "360" }),
     ev("rewardClaims", "Claimed", { account: node, cumulativeAmount: "250", amount: "250" }),
     ev("nodeStaking", "EarningsPaid", { account: node, amount: "250", toStakers: "0", commissionAccrued: "250" }),
   ];
@@ -239,6 +240,7 @@ describe("auditor: balances from events (pure)", function () {
     locks: new Map([[`${node}/${staker}/0`, { shares: 100_000n, withdrawableAt: 99n }]]),
     claimed: new Map([[node, 250n]]),
     commissionOwed: new Map([[node, 250n]]),
+    earningsReserve: 110n,
     escrow: new Map([[client, 700n]]),
   });
   const earned = new Map([[0n, new Map<Address, bigint>([[node, 300n]])]]);
@@ -267,6 +269,14 @@ describe("auditor: balances from events (pure)", function () {
     );
     expect(codes(findings)).to.deep.equal(["overclaimed", "slash_overallocated"]);
     expect(findings[0]).to.include({ expected: "≤ 200", actual: "250", epoch: "0" });
+  });
+
+  it("reports an earnings reserve that is not what was funded less what was paid", function () {
+    const actual = matching();
+    actual.earningsReserve = 100n;
+    const findings = compareBalances(replayBalances(events, claims), actual, earned);
+    expect(findings).to.have.length(1);
+    expect(findings[0]).to.include({ code: "reserve_mismatch", expected: "110", actual: "100" });
   });
 
   it("divides lock shares by the unbonding pool's redenomination", function () {
