@@ -379,6 +379,16 @@ export async function transferStakeToken(
 // ------------------------------------------------------------------ reads
 
 /** A node's registration, stake, tier and eligibility now. */
+/** The node's own record (`nodeInfo`): one read, for callers that need only that (a claim). */
+export async function readNodeInfo(contracts: StakingContracts, node: Address) {
+  return contracts.publicClient.readContract({
+    address: contracts.nodeStaking,
+    abi: nodeStakingAbi,
+    functionName: "nodeInfo",
+    args: [node],
+  });
+}
+
 export async function readNodeStatus(contracts: StakingContracts, node: Address): Promise<NodeStatus> {
   const read = contracts.publicClient;
   const at = { address: contracts.nodeStaking, abi: nodeStakingAbi } as const;

@@ -7,7 +7,7 @@
 import { formatUnits, getAddress, isAddress, type Address, type Hex } from "viem";
 
 import { claimRewards, readClaimed, readLatestRoot, ClaimCallError, type ClaimsContracts } from "../../sdk/claims.ts";
-import { readNodeStatus, withdrawCommission, type StakingWallet } from "../../sdk/staking.ts";
+import { readNodeInfo, withdrawCommission, type StakingWallet } from "../../sdk/staking.ts";
 import type { NetworkContext } from "./context.ts";
 import { CliError } from "./format.ts";
 import { stakingContracts, type TokenInfo } from "./stake.ts";
@@ -173,7 +173,7 @@ export async function claimAction(
   options: { oracle: string; account?: Address; epoch?: bigint; requireNode: boolean; withdrawCommission?: boolean },
 ): Promise<ClaimResult> {
   const account = options.account ?? wallet.account.address;
-  const node = await readNodeStatus(stakingContracts(context), account);
+  const node = await readNodeInfo(stakingContracts(context), account);
   if (options.requireNode && !node.registered) {
     throw new CliError(`${account} is not a registered node: a publisher or treasury account claims with infra claim`);
   }
@@ -181,7 +181,7 @@ export async function claimAction(
   if (!options.withdrawCommission || !node.registered || getAddress(wallet.account.address) !== getAddress(account)) {
     return result;
   }
-  const { commissionOwed } = await readNodeStatus(stakingContracts(context), account);
+  const { commissionOwed } = await readNodeInfo(stakingContracts(context), account);
   if (commissionOwed === 0n) return result;
   try {
     const sent = await withdrawCommission(stakingContracts(context), wallet);
