@@ -114,7 +114,7 @@ async function exists(path: string): Promise<boolean> {
  * with the configured rounds. `fetchOne` resolves once shard `index` is held and verified, or
  * rejects with a BlobFetchError. Returns which shards are held.
  */
-async function fetchEnoughShards(
+export async function fetchEnoughShards(
   manifest: Manifest,
   concurrency: number,
   rounds: number,
@@ -123,13 +123,16 @@ async function fetchEnoughShards(
   const { data } = manifest.erasure;
   const held: boolean[] = manifest.shards.map(() => false);
   const failures: unknown[] = [];
+  // A failure that is not a peer's (a disk error) ends the load; fetches in flight are waited for
+  // and none is started after it, so nothing writes into the staging directory once it is removed.
+  let fatal: { error: unknown } | null = null;
   const tryFetch = async (index: number, attemptRounds: number) => {
     try {
       await fetchOne(index, attemptRounds);
       held[index] = true;
     } catch (error) {
-      if (!(error instanceof BlobFetchError)) throw error;
-      failures.push(error);
+      if (error instanceof BlobFetchError) failures.push(error);
+      else fatal ??= { error };
     }
   };
   let inFlight = 0;
@@ -141,7 +144,7 @@ async function fetchEnoughShards(
   const queue = async (indices: number[], attemptRounds: number) => {
     let next = 0;
     const worker = async () => {
-      while (next < indices.length && have() < data) {
+      while (fatal === null && next < indices.length && have() < data) {
         if (have() + inFlight >= data) {
           await new Promise<void>((resolve) => wake.push(resolve));
           continue;
@@ -158,6 +161,7 @@ async function fetchEnoughShards(
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, indices.length)) }, worker));
+    if (fatal !== null) throw fatal.error;
   };
   const missing = () => manifest.shards.filter((s) => !held[s.index]).map((s) => s.index);
   // Data shards come first in the manifest's order, so they are asked for before any parity one.

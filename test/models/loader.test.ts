@@ -11,7 +11,14 @@ import { network } from "hardhat";
 import { startBlobServer, type BlobServer } from "../../sdk/blob/server.ts";
 import { buildManifest, type BuildResult } from "../../sdk/manifest/builder.ts";
 import { hashToHex, sha256 } from "../../sdk/manifest/hash.ts";
-import { LoaderError, loadModel, registryPointerReader, type ReadServingPointer } from "../../sdk/manifest/loader.ts";
+import {
+  fetchEnoughShards,
+  LoaderError,
+  loadModel,
+  registryPointerReader,
+  type ReadServingPointer,
+} from "../../sdk/manifest/loader.ts";
+import type { Manifest } from "../../sdk/manifest/manifest.ts";
 
 const { ethers } = await network.connect();
 const deployRegistry = () => ethers.deployContract("ModelRegistry");
@@ -317,5 +324,28 @@ describe("model loader (sdk/manifest/loader.ts)", function () {
       await new Promise((r) => flaky.close(r));
       await honest.close();
     }
+  });
+});
+
+describe("model loader: choosing shards (fetchEnoughShards)", function () {
+  // Only the fields the shard choice reads: 10 data shards, 4 parity.
+  const manifest = {
+    erasure: { data: 10 },
+    shards: Array.from({ length: 14 }, (_, index) => ({ index })),
+  } as unknown as Manifest;
+
+  it("on a disk error starts no more fetches and lets the ones in flight settle before rejecting", async () => {
+    const started: number[] = [];
+    const settled: number[] = [];
+    const diskFull = new Error("disk full");
+    const error = await fetchEnoughShards(manifest, 4, 1, async (index) => {
+      started.push(index);
+      await new Promise((resolve) => setTimeout(resolve, index === 1 ? 5 : 40));
+      settled.push(index);
+      if (index === 1) throw diskFull;
+    }).catch((e: unknown) => e);
+    expect(error).to.equal(diskFull);
+    expect(started).to.deep.equal([0, 1, 2, 3]);
+    expect([...settled].sort((a, b) => a - b)).to.deep.equal([0, 1, 2, 3]);
   });
 });
