@@ -1,17 +1,14 @@
 // Fetches content-addressed blobs from several peers: each blob is tried peer after peer (starting
 // at a different peer per blob to spread load) with a per-attempt timeout and a few rounds of
-// retries; the first copy whose sha256 matches wins. Downloads land in `<dir>/.<hash>.partial`
-// and resume from there with a Range request (after any failure, or after a restart), then are
-// renamed to `<dir>/<hash>`. Many blobs are fetched with bounded parallelism.
-//
-// `fetchBlobTo` is the same over a caller's `BlobSink` instead of a blob file (the loader writes
-// data shards straight to their place in the weights and parity shards to scratch files): bytes go
-// to the sink as they arrive, hashed on the way, a failed attempt resumes from the bytes already
-// held, and a copy that does not hash right starts over.
+// retries; the first copy whose sha256 matches wins. Bytes are hashed as they arrive and go to a
+// `BlobSink` (`fetchBlobTo`: the loader writes data shards straight to their place in the weights)
+// or to `<dir>/.<hash>.partial`, renamed to `<dir>/<hash>` once whole and verified (`fetchBlob`).
+// A failed attempt resumes from the bytes already held with a Range request (for `fetchBlob` also
+// after a restart of the process); a copy that does not hash right starts over. Many blobs are
+// fetched with bounded parallelism (`fetchBlobs`). Peers are read with sdk/blob/receive.ts.
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
-import { get as httpGet, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { isHexHash } from "../manifest/hash.ts";
 import { BlobStoreError, receiveBlob } from "./receive.ts";
@@ -71,92 +68,6 @@ async function partialState(path: string): Promise<{ hash: Hash; size: number }>
   return hashFile(path);
 }
 
-/** One attempt against one peer; returns when `partial` holds the whole blob with the right hash. */
-/** GET over node:http (about twice the loopback throughput of fetch here); the signal bounds the whole attempt. */
-function get(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const request = httpGet(url, { headers, signal }, resolve);
-    request.on("error", reject);
-  });
-}
-
-/** Bytes gathered before each disk write: fewer, larger writes than one per socket chunk. */
-const WRITE_BATCH_BYTES = 1024 * 1024;
-
-/** One attempt against one peer; returns when `partial` holds the whole blob with the right hash. */
-async function attempt(
-  peer: string,
-  hash: string,
-  partial: string,
-  options: Required<Omit<FetchOptions, "peers" | "dir">>,
-) {
-  let { hash: digest, size: have } = await partialState(partial);
-  const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-` } : {};
-  const response = await get(
-    `${peer.replace(/\/$/, "")}/blob/${hash}`,
-    headers,
-    AbortSignal.timeout(options.timeoutMs),
-  );
-  const status = response.statusCode ?? 0;
-  if (status === 416 && have > 0) {
-    response.resume();
-    if (digest.copy().digest("hex") === hash) return;
-    await rm(partial, { force: true });
-    throw new AttemptError("partial download did not match; restarting");
-  }
-  if (status !== 200 && status !== 206) {
-    response.resume();
-    throw new AttemptError(`HTTP ${status}`);
-  }
-  const append = status === 206;
-  const contentRange = response.headers["content-range"] ?? "";
-  if (append && !contentRange.startsWith(`bytes ${have}-`)) {
-    response.destroy();
-    throw new AttemptError(`unexpected content-range ${contentRange}`);
-  }
-  if (!append) {
-    digest = createHash("sha256");
-    have = 0;
-  }
-  const file = await open(partial, append ? "a" : "w");
-  let oversize = false;
-  try {
-    let batch: Buffer[] = [];
-    let batched = 0;
-    for await (const chunk of response as AsyncIterable<Buffer>) {
-      have += chunk.length;
-      if (have > options.maxBytes) {
-        oversize = true;
-        response.destroy();
-        break;
-      }
-      digest.update(chunk);
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= WRITE_BATCH_BYTES) {
-        await file.writev(batch);
-        batch = [];
-        batched = 0;
-      }
-    }
-    if (!oversize && batched > 0) await file.writev(batch);
-    // No fsync: a blob is only ever trusted after hashing it (fetchBlob re-hashes a blob it finds
-    // on disk, a resume re-hashes the partial file), so a crash that tears it costs a download,
-    // never a wrong blob; forcing every shard to disk would double the cost of a load.
-  } finally {
-    await file.close();
-  }
-  if (oversize) {
-    await rm(partial, { force: true });
-    throw new AttemptError(`blob exceeds ${options.maxBytes} bytes`);
-  }
-  const actual = digest.digest("hex");
-  if (actual !== hash) {
-    await rm(partial, { force: true });
-    throw new AttemptError(`content hashes to ${actual}`);
-  }
-}
-
 type Settings = Required<Omit<FetchOptions, "peers" | "dir">>;
 
 function settingsOf(options: Omit<FetchOptions, "dir">): Settings {
@@ -208,10 +119,31 @@ export async function fetchBlob(hash: string, options: FetchOptions, startAt = 0
     // absent: fetch it
   }
   const partial = join(options.dir, `.${hash}.partial`);
-  await fromPeers(hash, options.peers, settings, startAt, async (peer) => {
-    await attempt(peer, hash, partial, settings);
-    await rename(partial, target);
-  });
+  // A partial download left by an earlier attempt or process is resumed (re-hashed first).
+  const held = await partialState(partial);
+  const progress: Progress = { received: held.size, digest: held.hash };
+  const file = await open(partial, held.size > 0 ? "r+" : "w+");
+  try {
+    // No fsync: a blob is only ever trusted after hashing it (one found on disk is re-hashed above,
+    // a partial one too), so a crash that tears it costs a download, never a wrong blob.
+    const sink: BlobSink = {
+      write: async (chunks, position) => {
+        await file.writev(chunks, position);
+      },
+      restart: () => {},
+    };
+    await fetchInto(hash, { maxBytes: settings.maxBytes }, sink, settings, options.peers, startAt, progress);
+    // Bytes past the blob (left by an attempt that started over) would spoil it, or a resume.
+    await file.truncate(progress.received);
+  } catch (error) {
+    // What was received and hashed stays for a resume; a download that started over leaves nothing.
+    if (progress.received > 0) await file.truncate(progress.received).catch(() => {});
+    await file.close();
+    if (progress.received === 0) await rm(partial, { force: true });
+    throw error;
+  }
+  await file.close();
+  await rename(partial, target);
   return target;
 }
 
@@ -240,6 +172,12 @@ export class BlobSinkError extends Error {
   }
 }
 
+/** What a fetch holds so far: the bytes handed to the hash (and the sink), and their hash. */
+interface Progress {
+  received: number;
+  digest: Hash;
+}
+
 /**
  * Fetches one blob of exactly `size` bytes into `sink`, hashing it as it arrives, with the same peer
  * order, timeouts, rounds and Range resumption as `fetchBlob`. Resolves once the sink holds exactly
@@ -255,31 +193,47 @@ export async function fetchBlobTo(
 ): Promise<void> {
   if (!isHexHash(hash)) throw new TypeError(`not a blob hash: ${JSON.stringify(hash)}`);
   if (options.peers.length === 0) throw new BlobFetchError(hash, []);
-  const settings = settingsOf(options);
-  // Bytes handed to the hash so far, and to the sink (a resume asks for the rest).
-  let received = 0;
-  let stored = 0;
-  let digest = createHash("sha256");
+  const progress: Progress = { received: 0, digest: createHash("sha256") };
+  await fetchInto(hash, { size, maxBytes: size }, sink, settingsOf(options), options.peers, startAt, progress);
+}
+
+/**
+ * The fetch behind both: peer after peer until the sink holds the blob (of `size` bytes when
+ * given, at most `maxBytes`), resuming from `progress` (updated as bytes arrive, so a caller can
+ * tell what is held after a failure). A sink failure ends it at once as a BlobSinkError.
+ */
+async function fetchInto(
+  hash: string,
+  expected: { size?: number; maxBytes: number },
+  sink: BlobSink,
+  settings: Settings,
+  peers: readonly string[],
+  startAt: number,
+  progress: Progress,
+): Promise<void> {
+  // Bytes handed to the sink in this attempt (they follow `received` at its start).
+  let stored = progress.received;
   const restart = () => {
-    received = 0;
+    progress.received = 0;
+    progress.digest = createHash("sha256");
     stored = 0;
-    digest = createHash("sha256");
     sink.restart();
   };
   const check = () => {
-    const actual = digest.digest("hex");
+    const actual = progress.digest.copy().digest("hex");
     if (actual !== hash) {
       restart();
       throw new AttemptError(`content hashes to ${actual}`);
     }
-    if (received !== size) {
-      const got = received;
+    if (expected.size !== undefined && progress.received !== expected.size) {
+      const got = progress.received;
       restart();
-      throw new AttemptError(`blob has ${got} bytes, expected ${size}`);
+      throw new AttemptError(`blob has ${got} bytes, expected ${expected.size}`);
     }
   };
   const attemptOne = async (peer: string) => {
-    const have = received;
+    const have = progress.received;
+    stored = have;
     let oversize = false;
     try {
       await receiveBlob(
@@ -288,6 +242,7 @@ export async function fetchBlobTo(
         AbortSignal.timeout(settings.timeoutMs),
         {
           head: ({ status, contentRange }) => {
+            // 416 to a resume: the bytes held may already be the whole blob (checked below).
             if (status === 416 && have > 0) return false;
             if (status !== 200 && status !== 206) throw new AttemptError(`HTTP ${status}`);
             if (status === 200) restart();
@@ -297,12 +252,12 @@ export async function fetchBlobTo(
             return true;
           },
           received: (bytes) => {
-            if (received + bytes.length > size) {
+            if (progress.received + bytes.length > expected.maxBytes) {
               oversize = true;
-              throw new AttemptError(`blob exceeds ${size} bytes`);
+              throw new AttemptError(`blob exceeds ${expected.maxBytes} bytes`);
             }
-            digest.update(bytes);
-            received += bytes.length;
+            progress.digest.update(bytes);
+            progress.received += bytes.length;
           },
           store: (batch) => {
             const position = stored;
@@ -316,10 +271,9 @@ export async function fetchBlobTo(
       if (oversize) restart();
       throw error;
     }
-    // A 416 to a resume means the partial copy was already whole (`complete`): it too must hash right.
     check();
   };
-  await fromPeers(hash, options.peers, settings, startAt, attemptOne);
+  await fromPeers(hash, peers, settings, startAt, attemptOne);
 }
 
 /** Fetches many blobs with at most `concurrency` downloads at a time; resolves to their paths in order. */

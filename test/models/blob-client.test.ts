@@ -124,6 +124,30 @@ describe("multi-peer blob client (sdk/blob/client.ts)", function () {
     }
   });
 
+  it("keeps the bytes of a failed download and resumes from them on the next call", async () => {
+    const blob = blobs[2]!;
+    const dropper = await rogue((_req, res) => {
+      res.writeHead(200, { "content-length": blob.length });
+      res.write(blob.subarray(0, 7_000), () => setTimeout(() => res.destroy(), 50));
+    });
+    const dir = join(root, "resume-after-failure");
+    const ranges: (string | undefined)[] = [];
+    const record = (req: { headers: { range?: string } }) => ranges.push(req.headers.range);
+    peers[0]!.server.on("request", record); // holds blob 2
+    try {
+      const failed = await fetchBlob(hashes[2]!, { peers: [dropper.url], dir, rounds: 1 }).catch((e: unknown) => e);
+      expect(failed).to.be.instanceOf(BlobFetchError);
+      expect((await readFile(join(dir, `.${hashes[2]}.partial`))).equals(blob.subarray(0, 7_000))).to.equal(true);
+      const path = await fetchBlob(hashes[2]!, { peers: [peers[0]!.url], dir });
+      expect((await readFile(path)).equals(blob)).to.equal(true);
+      expect(ranges).to.deep.equal(["bytes=7000-"]);
+      expect(await readdir(dir)).to.deep.equal([hashes[2]]);
+    } finally {
+      peers[0]!.server.off("request", record);
+      await closeServer(dropper.server);
+    }
+  });
+
   it("restarts when a resumed partial turns out corrupt", async () => {
     const dir = join(root, "corrupt-partial");
     await fetchBlob(hashes[0]!, { peers: [peers[1]!.url], dir });
