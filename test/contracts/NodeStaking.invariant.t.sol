@@ -25,6 +25,10 @@ contract StakingHandler is Test {
     NodeStaking public immutable staking;
     InframeshToken public immutable token;
     uint256 public immutable minSelfStake;
+    /// @dev RewardClaims' place: the only account that may fund and pay earnings.
+    address public immutable claimsVault;
+    /// @dev An earning account that is not a node (a model publisher): its earnings are sent.
+    address public constant PUBLISHER = address(0xB0B);
 
     address[3] public nodes = [address(0x1001), address(0x1002), address(0x1003)];
     address[6] public actors = [
@@ -49,6 +53,12 @@ contract StakingHandler is Test {
     uint256 public ghostWithdrawn;
     uint256 public ghostSlashed;
     uint256 public ghostReleased;
+    /// @dev Earnings: funded into the reserve, paid out of it, sent to non-node accounts, and
+    /// commission withdrawn by operators.
+    uint256 public ghostFunded;
+    uint256 public ghostPaid;
+    uint256 public ghostPaidOut;
+    uint256 public ghostCommissionWithdrawn;
     /// @dev Successful state-changing actions; each may move a position by 1 wei of rounding per pool.
     uint256 public ghostActions;
 
@@ -80,6 +90,7 @@ contract StakingHandler is Test {
         staking = staking_;
         token = token_;
         minSelfStake = staking_.parameters().minSelfStake;
+        claimsVault = staking_.redistributionRecipient();
         currentTime = block.timestamp;
         token_.approve(address(staking_), type(uint256).max);
         for (uint256 i = 0; i < actors.length; ++i) {
@@ -347,6 +358,69 @@ contract StakingHandler is Test {
         ++ghostActions;
     }
 
+    /// @notice RewardClaims funds an epoch's earnings into the reserve (the tokens come from the
+    /// handler's supply through the vault, so the vault's own balance only ever grows by releases).
+    function fundEarnings(uint256 amount) external clocked {
+        amount = bound(amount, 1, MAX_STAKE);
+        ++calls["fundEarnings"];
+        token.transfer(claimsVault, amount);
+        vm.startPrank(claimsVault);
+        token.approve(address(staking), amount);
+        staking.fundEarnings(amount);
+        vm.stopPrank();
+        ghostFunded += amount;
+        ghostTokensIn += amount;
+        ++ghostActions;
+    }
+
+    /// @notice RewardClaims pays a claim out of the reserve: to a node (stakers' part into its pool,
+    /// commission accrued) or to a publisher (sent).
+    function payEarnings(uint256 accountSeed, uint256 amount) external clocked {
+        uint256 reserve = staking.earningsReserve();
+        if (reserve == 0) return;
+        address account = accountSeed % 4 == 3 ? PUBLISHER : _node(accountSeed);
+        uint256 room;
+        if (_registered(account)) {
+            INodeStaking.Pool memory pool = staking.activePool(account);
+            // The stakers' part is a reward: keep the share price below 1 wei, as addRewards does.
+            room = uint256(pool.shares) + ShareMath.VIRTUAL_SHARES;
+            if (pool.shares != 0 && room <= uint256(pool.stake) + 2) return;
+            if (pool.shares != 0) reserve = Math.min(reserve, room - uint256(pool.stake) - 2);
+        }
+        amount = bound(amount, 0, reserve);
+        ++calls["payEarnings"];
+        uint256[6] memory shares;
+        for (uint256 i = 0; i < actors.length; ++i) shares[i] = staking.sharesOf(account, actors[i]);
+        vm.prank(claimsVault);
+        (uint256 toStakers, uint256 commission) = staking.payEarnings(account, amount);
+        if (toStakers + commission != (_registered(account) ? amount : 0)) ++ghostUnexpectedErrors;
+        for (uint256 i = 0; i < actors.length; ++i) {
+            if (shares[i] > 0) rewardsEarned[actors[i]] += toStakers.mulDiv(shares[i], room, Math.Rounding.Ceil);
+        }
+        ghostPaid += amount;
+        if (!_registered(account)) {
+            ghostPaidOut += amount;
+            ghostTokensOut += amount;
+        }
+        ++ghostActions;
+    }
+
+    /// @notice An operator withdraws its node's accrued commission (refused when there is none).
+    function withdrawCommission(uint256 nodeSeed) external clocked {
+        address node = _node(nodeSeed);
+        uint256 owed = staking.nodeInfo(node).commissionOwed;
+        ++calls["withdrawCommission"];
+        vm.prank(node);
+        try staking.withdrawCommission() returns (uint256 amount) {
+            if (amount != owed || owed == 0) ++ghostUnexpectedErrors;
+            ghostCommissionWithdrawn += amount;
+            ghostTokensOut += amount;
+            ++ghostActions;
+        } catch (bytes memory reason) {
+            if (owed != 0 || _selector(reason) != INodeStaking.NoCommission.selector) ++ghostUnexpectedErrors;
+        }
+    }
+
     /// @notice The slasher slashes a node with fresh evidence, after checking that an amount above
     /// the cap and a reused evidence hash are both refused.
     function slash(uint256 nodeSeed, uint256 amount, uint256 overBy) external clocked {
@@ -498,6 +572,13 @@ contract StakingHandler is Test {
                 ++ghostActions;
             }
         }
+        for (uint256 n = 0; n < nodes.length; ++n) {
+            if (staking.nodeInfo(nodes[n]).commissionOwed == 0) continue;
+            vm.prank(nodes[n]);
+            uint256 commission = staking.withdrawCommission();
+            ghostCommissionWithdrawn += commission;
+            ghostTokensOut += commission;
+        }
         // Locks made under a longer unbonding period may mature after those just made.
         currentTime = Math.max(currentTime, _latestMaturity());
         vm.warp(currentTime);
@@ -536,7 +617,7 @@ contract NodeStakingInvariantTest is StakingFixture {
         // One node exists from the start so that early actions have something to act on.
         handler.registerNode(0, 10_000e18);
 
-        bytes4[] memory selectors = new bytes4[](9);
+        bytes4[] memory selectors = new bytes4[](12);
         selectors[0] = StakingHandler.stake.selector;
         selectors[1] = StakingHandler.unbond.selector;
         selectors[2] = StakingHandler.rebond.selector;
@@ -546,6 +627,9 @@ contract NodeStakingInvariantTest is StakingFixture {
         selectors[6] = StakingHandler.slash.selector;
         selectors[7] = StakingHandler.releaseSlashedStake.selector;
         selectors[8] = StakingHandler.govern.selector;
+        selectors[9] = StakingHandler.fundEarnings.selector;
+        selectors[10] = StakingHandler.payEarnings.selector;
+        selectors[11] = StakingHandler.withdrawCommission.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -572,7 +656,12 @@ contract NodeStakingInvariantTest is StakingFixture {
     function invariant_tokensInEqualOutPlusHeld() public view {
         uint256 held = token.balanceOf(address(staking));
         assertEq(handler.ghostTokensIn(), handler.ghostTokensOut() + held, "in != out + held");
-        assertEq(handler.ghostTokensIn(), handler.ghostStaked() + handler.ghostRewarded(), "in != staked + rewarded");
+        assertEq(
+            handler.ghostTokensIn(),
+            handler.ghostStaked() + handler.ghostRewarded() + handler.ghostFunded(),
+            "in != staked + rewarded + funded"
+        );
+        assertEq(staking.earningsReserve(), handler.ghostFunded() - handler.ghostPaid(), "reserve != funded - paid");
         (uint256 redistribution, uint256 burn) = staking.slashedOwed();
         assertEq(handler.ghostSlashed(), redistribution + burn + handler.ghostReleased(), "slashed != owed + released");
         assertEq(
@@ -582,8 +671,11 @@ contract NodeStakingInvariantTest is StakingFixture {
         );
         assertEq(
             handler.ghostTokensOut(),
-            handler.ghostWithdrawn() + handler.ghostReleased(),
-            "out != withdrawn + released"
+            handler.ghostWithdrawn() +
+                handler.ghostReleased() +
+                handler.ghostPaidOut() +
+                handler.ghostCommissionWithdrawn(),
+            "out != withdrawn + released + paid out + commission"
         );
     }
 
