@@ -8,6 +8,7 @@ import {
   BlobStoreError,
   MAX_HEAD_BYTES,
   parseResponseHead,
+  PENDING_BYTES,
   receiveBlob,
   type BlobBodyHandler,
 } from "../../sdk/blob/receive.ts";
@@ -73,6 +74,27 @@ describe("blob response reader (sdk/blob/receive.ts)", function () {
     expect(handler.seen).to.equal(blob.length);
     expect(Buffer.concat(handler.stored).equals(blob)).to.equal(true);
     expect(handler.stored.length).to.be.at.least(4);
+  });
+
+  it("pauses reading while the stores in flight hold PENDING_BYTES, and loses nothing", async () => {
+    const large = randomBytes(PENDING_BYTES + 5 * BATCH_BYTES + 777);
+    const largeHash = createHash("sha256").update(large).digest("hex");
+    expect((await fetch(`${peer.url}/blob/${largeHash}`, { method: "PUT", body: large })).status).to.equal(201);
+    const handler = collector();
+    let inFlight = 0;
+    let most = 0;
+    handler.store = async (batch) => {
+      inFlight += batch.length;
+      most = Math.max(most, inFlight);
+      const copy = Buffer.from(batch);
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      handler.stored.push(copy);
+      inFlight -= batch.length;
+    };
+    await receiveBlob(new URL(`${peer.url}/blob/${largeHash}`), {}, never(), handler);
+    expect(Buffer.concat(handler.stored).equals(large)).to.equal(true);
+    expect(most).to.be.at.most(PENDING_BYTES);
+    expect(most).to.be.at.least(2 * BATCH_BYTES); // stores did overlap
   });
 
   it("sends the caller's headers (a Range request gets the rest of the blob)", async () => {
