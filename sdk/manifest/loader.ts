@@ -7,8 +7,8 @@
 // (nothing is hashed twice):
 //  - direct (the default): data shards stream from the network (on worker threads, one per core)
 //    straight to their place in the staged weights file, parity shards to scratch files beside
-//    it; missing data shards are then decoded stripe by stripe and written to their place. No shard is written twice or kept (the
-//    weights are the data shards).
+//    it; missing data shards are then decoded stripe by stripe and written to their place. No
+//    shard is written twice or kept (the weights are the data shards).
 //  - `keepShards`: every shard is downloaded to <cache>/blobs/<sha256> (resumable across
 //    restarts, kept so a node can serve them), then the weights are rebuilt from those.
 //
