@@ -101,7 +101,17 @@ export async function runNetworkScenario(
   cleanups.push(() => oracle.close());
   const gateway = await net.startGateway({
     heartbeats: { max_age_ms: 3_000, max_future_ms: 2_000 },
-    routing: { forward_timeout_ms: 2_000, max_attempts: 3, down_cooldown_ms: 5_000, node_refresh_ms: 200 },
+    // A simplenet node's model server runs one inference at a time, so one call in flight is a full
+    // node: the four callers spread over all three nodes instead of piling on the one with the best
+    // latency average (a node whose first answers were slow would otherwise get no call to prove
+    // itself, and so none to drop when it is killed).
+    routing: {
+      forward_timeout_ms: 2_000,
+      max_attempts: 3,
+      down_cooldown_ms: 5_000,
+      node_refresh_ms: 200,
+      node_capacity: 1,
+    },
   });
   // node-b runs simplenet in a locked-down container where a Docker engine can be started (a
   // private dockerd, or DOCKER_HOST); elsewhere all three use the process runtime.

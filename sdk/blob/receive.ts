@@ -17,7 +17,7 @@ import { connect } from "node:net";
 export const MAX_HEAD_BYTES = 16 * 1024;
 /** Bytes handed to `store` at once: fewer, larger disk writes than one per socket read. */
 export const BATCH_BYTES = 1024 * 1024;
-/** Bytes being stored at once before reading from the socket pauses. */
+/** Reading from the socket pauses once the stores in flight hold this many bytes (or one batch more). */
 export const PENDING_BYTES = 8 * 1024 * 1024;
 
 /** A peer's answer that is not one the blob protocol allows. */
