@@ -161,6 +161,21 @@ export interface BlobSink {
   restart(): void;
 }
 
+/**
+ * The part of `chunks`, to be written at file offset `position`, that lies before `limit` (a
+ * shard's zero padding past the weights' end is not written).
+ */
+export function clipChunks(chunks: readonly Buffer[], position: number, limit: number): readonly Buffer[] {
+  const kept: Buffer[] = [];
+  let at = position;
+  for (const chunk of chunks) {
+    if (at >= limit) break;
+    kept.push(at + chunk.length <= limit ? chunk : chunk.subarray(0, limit - at));
+    at += chunk.length;
+  }
+  return kept;
+}
+
 /** A failure of the sink itself (a disk error): ends the fetch at once instead of trying other peers. */
 export class BlobSinkError extends Error {
   readonly hash: string;
@@ -211,8 +226,8 @@ async function fetchInto(
   startAt: number,
   progress: Progress,
 ): Promise<void> {
-  // Bytes handed to the sink in this attempt (they follow `received` at its start).
-  let stored = progress.received;
+  // Where the next bytes go in the sink (each attempt starts at what `received` held then).
+  let stored = 0;
   const restart = () => {
     progress.received = 0;
     progress.digest = createHash("sha256");
@@ -220,7 +235,7 @@ async function fetchInto(
     sink.restart();
   };
   const check = () => {
-    const actual = progress.digest.copy().digest("hex");
+    const actual = progress.digest.digest("hex"); // a failed check restarts with a new digest
     if (actual !== hash) {
       restart();
       throw new AttemptError(`content hashes to ${actual}`);

@@ -2,7 +2,7 @@
 // thread, so receiving and hashing shards runs on as many cores as there are workers.
 import { open } from "node:fs/promises";
 import { parentPort } from "node:worker_threads";
-import { BlobFetchError, BlobSinkError, fetchBlobTo, type BlobSink, type FetchOptions } from "./client.ts";
+import { BlobFetchError, BlobSinkError, clipChunks, fetchBlobTo, type BlobSink, type FetchOptions } from "./client.ts";
 
 export interface FetchJob {
   id: number;
@@ -30,13 +30,7 @@ async function run(job: FetchJob): Promise<FetchOutcome> {
   try {
     const sink: BlobSink = {
       write: async (chunks, position) => {
-        let at = job.offset + position;
-        const kept: Buffer[] = [];
-        for (const chunk of chunks) {
-          if (at >= job.limit) break;
-          kept.push(at + chunk.length <= job.limit ? chunk : chunk.subarray(0, job.limit - at));
-          at += chunk.length;
-        }
+        const kept = clipChunks(chunks, job.offset + position, job.limit);
         if (kept.length > 0) await file.writev(kept, job.offset + position);
       },
       // Bytes written before a restart are overwritten by the blob's own bytes at the same places.

@@ -19,7 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { BlobFetchError, BlobSinkError, fetchBlob, type FetchOptions } from "../blob/client.ts";
+import { BlobFetchError, BlobSinkError, clipChunks, fetchBlob, type FetchOptions } from "../blob/client.ts";
 import { sharedFetchPool, type FileRegion } from "../blob/fetch-pool.ts";
 import { rebuildWeights } from "./builder.ts";
 import { codeStripe, createErasureCodec } from "./erasure.ts";
@@ -207,18 +207,7 @@ async function loadDirect(
   const total = manifest.total_size;
   /** Writes `chunks` at weights offset `position`, clipped at total_size (the last shard's padding). */
   const writeAt = async (chunks: readonly Buffer[], position: number) => {
-    const end = position + chunks.reduce((n, c) => n + c.length, 0);
-    if (end <= total) {
-      await output.writev(chunks, position);
-      return;
-    }
-    const kept: Buffer[] = [];
-    let at = position;
-    for (const chunk of chunks) {
-      if (at >= total) break;
-      kept.push(at + chunk.length <= total ? chunk : chunk.subarray(0, total - at));
-      at += chunk.length;
-    }
+    const kept = clipChunks(chunks, position, total);
     if (kept.length > 0) await output.writev(kept, position);
   };
   const parityPath = (index: number) => join(stagingDir, `.parity-${index}`);
